@@ -1,0 +1,18 @@
+//! Database migrations for consentry, for SQLite and PostgreSQL alike.
+//!
+//! Run them through the server binary (`consentry migrate`, or `serve`, which
+//! migrates first), never through a separate tool, so one feature set builds.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+/// The ordered list of consentry migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,188 @@
+//! What each CLI command does; `main.rs` only parses arguments.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use entity::person;
+use sea_orm::{EntityTrait, PaginatorTrait};
+
+use crate::auth::{JwtSettings, Role, issue_token};
+use crate::config::{Config, Secret};
+use crate::db::Db;
+use crate::{AppState, Settings, graphql, service};
+
+/// People `serve --demo` seeds into an empty database.
+const DEMO_PEOPLE: u64 = 25;
+/// How long the tokens `serve --demo` prints stay valid.
+const DEMO_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
+
+fn jwt_settings(config: &Config, secret: Secret) -> JwtSettings {
+    JwtSettings {
+        secret,
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+    }
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url).await.with_context(|| {
+        format!(
+            "cannot connect to the database at {}",
+            redact_url(&config.database_url)
+        )
+    })?;
+    db.migrate().await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+/// The URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `consentry serve [--demo]`: migrate, then serve until Ctrl-C or SIGTERM.
+pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
+    let jwt_secret = match (&config.jwt_secret, demo) {
+        (Some(s), _) => s.clone(),
+        (None, true) => Secret::random()?,
+        (None, false) => bail!(
+            "no JWT key configured: set CONSENTRY_JWT_SECRET (or run `consentry serve --demo` to try it out)"
+        ),
+    };
+    if config.unsubscribe_secret.is_none() && !demo {
+        bail!(
+            "no unsubscribe secret configured: set CONSENTRY_UNSUBSCRIBE_SECRET (or run with --demo)"
+        );
+    }
+    let db = connect(config).await?;
+    let jwt = jwt_settings(config, jwt_secret);
+    if demo {
+        if person::Entity::find().count(db.conn()).await? == 0 {
+            service::seed::seed(&db, DEMO_PEOPLE).await?;
+        }
+        println!(
+            "consentry demo: GraphiQL at http://{}/graphql",
+            config.listen
+        );
+        println!(
+            "Paste one of these into GraphiQL's headers as {{\"Authorization\": \"Bearer <token>\"}}:"
+        );
+        for role in Role::ALL {
+            let token = issue_token(&jwt, &format!("demo-{role}"), &[role], DEMO_TOKEN_TTL)?;
+            println!("  {:<10} {token}", role.as_str());
+        }
+    }
+    let settings = Settings {
+        jwt,
+        limits: config.limits(),
+        max_body_bytes: config.max_body_bytes,
+    };
+    let app = crate::router(AppState::new(db, &settings));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "consentry serving /graphql");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// `consentry migrate`.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    connect(config).await?;
+    println!("database is up to date");
+    Ok(())
+}
+
+/// `consentry token`: prints an HS256 token.
+pub fn token(config: &Config, subject: &str, roles: &[Role], ttl: Duration) -> anyhow::Result<()> {
+    let secret = config
+        .jwt_secret
+        .clone()
+        .context("set CONSENTRY_JWT_SECRET (the secret the server verifies tokens with)")?;
+    println!(
+        "{}",
+        issue_token(&jwt_settings(config, secret), subject, roles, ttl)?
+    );
+    Ok(())
+}
+
+/// `consentry schema`: prints the SDL.
+pub fn schema(config: &Config) {
+    print!("{}", graphql::sdl(&graphql::build_schema(&config.limits())));
+}
+
+/// `consentry verify-audit`: recomputes the chain; `Ok(false)` when broken.
+pub async fn verify_audit(config: &Config) -> anyhow::Result<bool> {
+    let db = Db::connect(&config.database_url).await?;
+    let v = crate::audit::verify(db.conn())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "valid": v.valid,
+            "checkedEvents": v.checked_events,
+            "firstInvalidSequence": v.first_invalid_sequence,
+            "headHash": v.head_hash,
+        })
+    );
+    Ok(v.valid)
+}
+
+/// `consentry seed --people N`.
+pub async fn seed(config: &Config, people: u64) -> anyhow::Result<()> {
+    let db = connect(config).await?;
+    let started = std::time::Instant::now();
+    let n = service::seed::seed(&db, people)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    println!(
+        "seeded {n} people in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_password_is_redacted() {
+        assert_eq!(redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

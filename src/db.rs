@@ -1,0 +1,138 @@
+//! Database connection: pool settings per backend, migrations, and write
+//! transactions that never meet SQLITE_BUSY.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
+};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// How long SQLite waits for another process's write lock.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The database handle the service layer works with.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+    /// On SQLite, writers in this process take turns here, so they queue in
+    /// order instead of spinning on the file lock.
+    writer: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction. On SQLite it began `IMMEDIATE` and holds this
+/// process's writer turn until it ends.
+pub struct WriteTxn {
+    txn: DatabaseTransaction,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl Deref for WriteTxn {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+}
+
+impl WriteTxn {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<(), DbErr> {
+        self.txn.commit().await
+    }
+}
+
+impl Db {
+    /// Connects to `url` (SQLite or PostgreSQL) with settings fit for a
+    /// long-running server.
+    pub async fn connect(url: &str) -> Result<Db, DbErr> {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.sqlx_logging(false);
+        let is_sqlite = url.starts_with("sqlite:");
+        if is_sqlite {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            options
+                .max_connections(if in_memory { 1 } else { 8 })
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                        .foreign_keys(true)
+                });
+            if in_memory {
+                // An in-memory database lives only as long as its connection.
+                options.map_sqlx_sqlite_pool_opts(|p| p.idle_timeout(None).max_lifetime(None));
+            }
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        options.acquire_timeout(Duration::from_secs(30));
+        let conn = Database::connect(options).await?;
+        Ok(Db {
+            conn,
+            writer: is_sqlite.then(|| Arc::new(Mutex::new(()))),
+        })
+    }
+
+    /// The connection pool, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Which backend this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Brings the schema up to date. On PostgreSQL an advisory lock keeps
+    /// several instances starting at once from migrating together.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        if self.backend() == DatabaseBackend::Postgres {
+            let txn = self.conn.begin().await?;
+            txn.execute_raw(Statement::from_string(
+                DatabaseBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(7243650938)",
+            ))
+            .await?;
+            Migrator::up(&txn, None).await?;
+            txn.commit().await
+        } else {
+            Migrator::up(&self.conn, None).await
+        }
+    }
+
+    /// Begins a write transaction.
+    pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        match &self.writer {
+            Some(writer) => {
+                let turn = writer.clone().lock_owned().await;
+                let txn = self
+                    .conn
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..Default::default()
+                    })
+                    .await?;
+                Ok(WriteTxn {
+                    txn,
+                    _turn: Some(turn),
+                })
+            }
+            None => Ok(WriteTxn {
+                txn: self.conn.begin().await?,
+                _turn: None,
+            }),
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.conn.ping().await
+    }
+}

@@ -1,0 +1,88 @@
+//! The GraphQL schema: one module per area, merged here. Resolvers parse
+//! arguments, then call one service function with the request's caller.
+
+mod audit;
+mod compliance;
+mod errors;
+mod people;
+mod scalars;
+mod subscriptions;
+mod types;
+mod viewer;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, SDLExportOptions, Schema};
+
+use crate::auth::Caller;
+use crate::db::Db;
+use crate::error::Error;
+
+/// The schema consentry serves.
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Root query type.
+#[derive(MergedObject, Default)]
+pub struct Query(viewer::ViewerQuery, people::PeopleQuery, audit::AuditQuery);
+
+/// Root mutation type.
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    people::PeopleMutation,
+    compliance::ComplianceMutation,
+    subscriptions::SubscriptionMutation,
+);
+
+/// Limits on what one GraphQL document may ask for; checked before any
+/// resolver runs.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub disable_introspection: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 16,
+            max_complexity: 5000,
+            max_aliases: 50,
+            disable_introspection: false,
+        }
+    }
+}
+
+/// Fragment spreads nested deeper than this are refused.
+const MAX_RECURSIVE_DEPTH: usize = 32;
+/// Directives on one field beyond this are refused.
+const MAX_DIRECTIVES: usize = 8;
+
+/// Builds the schema. Per-request data (the [`Db`] and the [`Caller`]) is
+/// attached to each request, so the schema itself needs no state.
+pub fn build_schema(limits: &Limits) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
+        .limit_directives(MAX_DIRECTIVES)
+        .extension(errors::ErrorCodes {
+            max_aliases: limits.max_aliases,
+        });
+    if limits.disable_introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.finish()
+}
+
+/// The SDL of the schema, as `schema.graphql` holds it.
+pub fn sdl(schema: &AppSchema) -> String {
+    schema.sdl_with_options(SDLExportOptions::new().sorted_fields())
+}
+
+/// The request's database handle and caller.
+fn request<'a>(ctx: &Context<'a>) -> Result<(&'a Db, &'a Caller), Error> {
+    match (ctx.data_opt::<Db>(), ctx.data_opt::<Caller>()) {
+        (Some(db), Some(caller)) => Ok((db, caller)),
+        _ => Err(anyhow::anyhow!("request data (database, caller) missing").into()),
+    }
+}

@@ -1,0 +1,152 @@
+//! The GraphQL endpoint: authenticates, enforces the body limit, refuses
+//! batches and mutations over GET, then executes.
+
+use std::collections::HashMap;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use tracing::Instrument;
+
+use crate::AppState;
+use crate::auth::{Actor, Caller};
+use crate::error::{Error, code, graphql_error_body};
+
+fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
+    let mut ext = serde_json::Map::new();
+    ext.insert("code".into(), code.into());
+    (status, axum::Json(graphql_error_body(message, ext))).into_response()
+}
+
+fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Actor, Error> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    app.verifier.verify_header(header)
+}
+
+async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
+    let caller = Caller::new(actor);
+    let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
+    let request = request.data(app.db.clone()).data(caller);
+    let response = app.schema.execute(request).instrument(span).await;
+    GraphQLResponse::from(response).into_response()
+}
+
+/// `POST /graphql`.
+pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let actor = match authenticate(&app, &headers) {
+        Ok(actor) => actor,
+        Err(e) => return e.into_response(),
+    };
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("the request body exceeds {} bytes", app.max_body_bytes),
+            code::BAD_USER_INPUT,
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > app.max_body_bytes) {
+        return too_large();
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, app.max_body_bytes).await else {
+        return too_large();
+    };
+    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("the body is not JSON: {e}"),
+                code::GRAPHQL_PARSE_FAILED,
+            );
+        }
+    };
+    if value.is_array() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "batched requests are not supported: send one operation per request",
+            code::BAD_USER_INPUT,
+        );
+    }
+    match serde_json::from_value::<async_graphql::Request>(value) {
+        Ok(request) => execute(&app, actor, request).await,
+        Err(e) => error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not a GraphQL request: {e}"),
+            code::GRAPHQL_PARSE_FAILED,
+        ),
+    }
+}
+
+/// Whether the document's chosen operation is a mutation.
+fn is_mutation(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(doc) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    match &doc.operations {
+        DocumentOperations::Single(op) => op.node.ty == OperationType::Mutation,
+        DocumentOperations::Multiple(ops) => match operation_name {
+            Some(name) => ops
+                .get(name)
+                .is_some_and(|op| op.node.ty == OperationType::Mutation),
+            None => ops.values().any(|op| op.node.ty == OperationType::Mutation),
+        },
+    }
+}
+
+/// `GET /graphql`: GraphiQL without a query (public); with `?query=`, a
+/// query (never a mutation: 405).
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(query) = params.get("query") else {
+        return Html(
+            GraphiQLSource::build()
+                .endpoint("/graphql")
+                .title("consentry")
+                .finish(),
+        )
+        .into_response();
+    };
+    let actor = match authenticate(&app, &headers) {
+        Ok(actor) => actor,
+        Err(e) => return e.into_response(),
+    };
+    let operation_name = params.get("operationName").map(String::as_str);
+    if is_mutation(query, operation_name) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutations must be sent with POST",
+            code::BAD_USER_INPUT,
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return response;
+    }
+    let mut request = async_graphql::Request::new(query.clone());
+    if let Some(name) = operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(vars) = params.get("variables") {
+        match serde_json::from_str::<serde_json::Value>(vars) {
+            Ok(v) => request = request.variables(async_graphql::Variables::from_json(v)),
+            Err(_) => {
+                return Error::bad_input("variables", "variables is not a JSON object")
+                    .into_response();
+            }
+        }
+    }
+    execute(&app, actor, request).await
+}

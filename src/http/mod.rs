@@ -1,0 +1,21 @@
+//! The axum router: `/graphql` (POST; GET for queries and GraphiQL),
+//! `/healthz` and `/readyz`.
+
+mod graphql;
+mod health;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+
+use crate::AppState;
+
+/// The router the binary serves and the tests drive.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,70 @@
+//! consentry: a GraphQL server that keeps a sales team's contact database
+//! GDPR-accountable. `main.rs` is a thin CLI over this library, so tests
+//! build the same router the binary serves.
+
+pub mod audit;
+pub mod auth;
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod service;
+pub mod time;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::auth::{JwtSettings, JwtVerifier};
+use crate::db::Db;
+use crate::graphql::{AppSchema, Limits};
+
+pub use crate::http::router;
+
+/// What the server needs besides its database.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How bearer tokens are verified.
+    pub jwt: JwtSettings,
+    /// GraphQL document limits.
+    pub limits: Limits,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Shared state of a running server.
+pub struct App {
+    /// The database.
+    pub db: Db,
+    /// The GraphQL schema.
+    pub schema: AppSchema,
+    /// Bearer-token verification.
+    pub verifier: JwtVerifier,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Cheaply cloneable handle on [`App`], the axum state.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl AppState {
+    /// State over a migrated database.
+    pub fn new(db: Db, settings: &Settings) -> Self {
+        AppState(Arc::new(App {
+            db,
+            schema: graphql::build_schema(&settings.limits),
+            verifier: JwtVerifier::new(&settings.jwt),
+            max_body_bytes: settings.max_body_bytes,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

@@ -1,0 +1,402 @@
+//! Compliance cards: replacing one person's card, and bulk updates of one
+//! half (authorization or source) for many people at once, set-based.
+
+use std::collections::HashSet;
+
+use chrono::NaiveDate;
+use entity::person;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
+    QueryFilter, QuerySelect, Value,
+};
+use uuid::Uuid;
+
+use super::authorize;
+use super::people::{filter_condition, lock_person, to_person};
+use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
+use crate::auth::{Caller, Permission};
+use crate::db::Db;
+use crate::domain::{
+    Authorization, AuthorizationType, ComplianceCard, PeopleFilter, Person, Source, SourceType,
+};
+use crate::error::{Error, Result};
+
+/// Ids per `IN (…)` list, well under both backends' bind-parameter limits.
+const IDS_PER_STATEMENT: usize = 5_000;
+
+/// The authorization half of a card, as given by a client.
+#[derive(Clone, Debug, Default)]
+pub struct AuthorizationInput {
+    pub authorization_type: Option<AuthorizationType>,
+    pub authorization_other: Option<String>,
+    pub consent_date: Option<NaiveDate>,
+    pub processing_purpose: Option<String>,
+}
+
+/// The source half of a card, as given by a client.
+#[derive(Clone, Debug, Default)]
+pub struct SourceInput {
+    pub source_type: Option<SourceType>,
+    pub source_other: Option<String>,
+}
+
+/// A whole card, as given by a client.
+#[derive(Clone, Debug, Default)]
+pub struct CardInput {
+    pub authorization: AuthorizationInput,
+    pub source: SourceInput,
+}
+
+impl AuthorizationInput {
+    /// Validates into an authorization; `None` when no type is given (and
+    /// then no detail may be given either).
+    pub fn parse(&self) -> Result<Option<Authorization>> {
+        match self.authorization_type {
+            Some(kind) => Authorization::new(
+                kind,
+                self.consent_date,
+                self.processing_purpose.as_deref(),
+                self.authorization_other.as_deref(),
+                crate::time::today(),
+            )
+            .map(Some),
+            None => {
+                for (field, present) in [
+                    ("consentDate", self.consent_date.is_some()),
+                    ("processingPurpose", self.processing_purpose.is_some()),
+                    ("authorizationOther", self.authorization_other.is_some()),
+                ] {
+                    if present {
+                        return Err(Error::bad_input(
+                            field,
+                            format!("{field} needs an authorizationType"),
+                        ));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl SourceInput {
+    /// Validates into a source; `None` when no type is given.
+    pub fn parse(&self) -> Result<Option<Source>> {
+        match self.source_type {
+            Some(kind) => Source::new(kind, self.source_other.as_deref()).map(Some),
+            None if self.source_other.is_some() => Err(Error::bad_input(
+                "sourceOther",
+                "sourceOther needs a sourceType",
+            )),
+            None => Ok(None),
+        }
+    }
+}
+
+impl CardInput {
+    /// Validates both halves into a card.
+    pub fn parse(&self) -> Result<ComplianceCard> {
+        Ok(ComplianceCard {
+            authorization: self.authorization.parse()?,
+            source: self.source.parse()?,
+        })
+    }
+}
+
+fn authorization_columns(a: Option<&Authorization>) -> [(person::Column, Value); 4] {
+    [
+        (
+            person::Column::AuthorizationType,
+            a.map(|a| a.kind().as_str().to_owned()).into(),
+        ),
+        (
+            person::Column::AuthorizationOther,
+            a.and_then(|a| a.other()).map(str::to_owned).into(),
+        ),
+        (
+            person::Column::ConsentDate,
+            a.and_then(|a| a.consent_date()).into(),
+        ),
+        (
+            person::Column::ProcessingPurpose,
+            a.and_then(|a| a.processing_purpose())
+                .map(str::to_owned)
+                .into(),
+        ),
+    ]
+}
+
+fn source_columns(s: Option<&Source>) -> [(person::Column, Value); 2] {
+    [
+        (
+            person::Column::SourceType,
+            s.map(|s| s.kind().as_str().to_owned()).into(),
+        ),
+        (
+            person::Column::SourceOther,
+            s.and_then(|s| s.other()).map(str::to_owned).into(),
+        ),
+    ]
+}
+
+/// Writes the authorization half into a row.
+pub(crate) fn set_authorization(row: &mut person::ActiveModel, a: Option<&Authorization>) {
+    for (col, value) in authorization_columns(a) {
+        row.set(col, value);
+    }
+}
+
+/// Writes the source half into a row.
+pub(crate) fn set_source(row: &mut person::ActiveModel, s: Option<&Source>) {
+    for (col, value) in source_columns(s) {
+        row.set(col, value);
+    }
+}
+
+fn card_changes(before: &ComplianceCard, after: &ComplianceCard) -> Vec<FieldChange> {
+    let mut changes =
+        FieldChange::diff(before.authorization_values(), after.authorization_values());
+    changes.extend(FieldChange::diff(
+        before.source_values(),
+        after.source_values(),
+    ));
+    changes
+}
+
+/// Replaces a person's whole compliance card (`COMPLIANCE_CARD_UPDATED`).
+#[tracing::instrument(skip(db, caller, input))]
+pub async fn update_compliance_card(
+    db: &Db,
+    caller: &Caller,
+    person_id: Uuid,
+    input: &CardInput,
+) -> Result<Person> {
+    authorize(
+        db,
+        caller,
+        Permission::EditPeople,
+        Action::ComplianceCardUpdated,
+        &[person_id],
+    )
+    .await?;
+    let card = input.parse()?;
+
+    let txn = db.begin_write().await?;
+    let before = to_person(lock_person(&*txn, person_id).await?)?;
+    let mut row = person::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(person_id),
+        updated_at: Set(crate::time::now()),
+        ..Default::default()
+    };
+    set_authorization(&mut row, card.authorization.as_ref());
+    set_source(&mut row, card.source.as_ref());
+    let stored = person::Entity::update(row).exec(&*txn).await?;
+    let changes = card_changes(&before.card, &card);
+    audit::append(
+        &*txn,
+        NewEvent::success(caller, Action::ComplianceCardUpdated).subject(person_id, changes),
+    )
+    .await?;
+    txn.commit().await?;
+    to_person(stored)
+}
+
+/// Which people a bulk update applies to.
+#[derive(Clone, Debug)]
+pub enum Selection {
+    Ids(Vec<Uuid>),
+    Filter(PeopleFilter),
+}
+
+/// What a bulk update did.
+#[derive(Clone, Debug)]
+pub struct BulkResult {
+    pub updated_count: u64,
+    pub event: AuditEvent,
+}
+
+/// The half of the card a bulk update replaces.
+enum Half {
+    Authorization(Option<Authorization>),
+    Source(Option<Source>),
+}
+
+/// Sets the authorization half of every selected person's card
+/// (`AUTHORIZATION_BULK_UPDATED`); all or nothing.
+pub async fn bulk_update_authorization(
+    db: &Db,
+    caller: &Caller,
+    selection: &Selection,
+    input: &AuthorizationInput,
+) -> Result<BulkResult> {
+    authorize(
+        db,
+        caller,
+        Permission::EditPeople,
+        Action::AuthorizationBulkUpdated,
+        selected_ids(selection),
+    )
+    .await?;
+    if input.authorization_type.is_none() {
+        return Err(Error::bad_input(
+            "authorizationType",
+            "authorizationType is required",
+        ));
+    }
+    bulk_update(
+        db,
+        caller,
+        selection,
+        Action::AuthorizationBulkUpdated,
+        Half::Authorization(input.parse()?),
+    )
+    .await
+}
+
+/// Sets the source half of every selected person's card
+/// (`SOURCE_BULK_UPDATED`); all or nothing.
+pub async fn bulk_update_source(
+    db: &Db,
+    caller: &Caller,
+    selection: &Selection,
+    input: &SourceInput,
+) -> Result<BulkResult> {
+    authorize(
+        db,
+        caller,
+        Permission::EditPeople,
+        Action::SourceBulkUpdated,
+        selected_ids(selection),
+    )
+    .await?;
+    if input.source_type.is_none() {
+        return Err(Error::bad_input("sourceType", "sourceType is required"));
+    }
+    bulk_update(
+        db,
+        caller,
+        selection,
+        Action::SourceBulkUpdated,
+        Half::Source(input.parse()?),
+    )
+    .await
+}
+
+fn selected_ids(selection: &Selection) -> &[Uuid] {
+    match selection {
+        Selection::Ids(ids) => ids,
+        Selection::Filter(_) => &[],
+    }
+}
+
+#[tracing::instrument(skip(db, caller, selection, half))]
+async fn bulk_update(
+    db: &Db,
+    caller: &Caller,
+    selection: &Selection,
+    action: Action,
+    half: Half,
+) -> Result<BulkResult> {
+    let txn = db.begin_write().await?;
+    let lock = txn.get_database_backend() == DatabaseBackend::Postgres;
+    let rows = match selection {
+        Selection::Ids(ids) => {
+            let mut seen = HashSet::with_capacity(ids.len());
+            let ids: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+            let mut rows = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(IDS_PER_STATEMENT) {
+                let mut q =
+                    person::Entity::find().filter(person::Column::Id.is_in(chunk.iter().copied()));
+                if lock {
+                    q = q.lock_exclusive();
+                }
+                rows.extend(q.all(&*txn).await?);
+            }
+            if rows.len() < ids.len() {
+                let found: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+                let missing: Vec<Uuid> = ids.into_iter().filter(|id| !found.contains(id)).collect();
+                let shown: Vec<String> = missing.iter().take(20).map(Uuid::to_string).collect();
+                return Err(Error::NotFound {
+                    message: format!(
+                        "{} selected people not found: {}{}",
+                        missing.len(),
+                        shown.join(", "),
+                        if missing.len() > shown.len() {
+                            ", …"
+                        } else {
+                            ""
+                        }
+                    ),
+                    ids: missing,
+                });
+            }
+            rows
+        }
+        Selection::Filter(filter) => {
+            let mut q = person::Entity::find().filter(filter_condition(filter));
+            if lock {
+                q = q.lock_exclusive();
+            }
+            q.all(&*txn).await?
+        }
+    };
+
+    let columns: Vec<(person::Column, Value)> = match &half {
+        Half::Authorization(a) => authorization_columns(a.as_ref()).into(),
+        Half::Source(s) => source_columns(s.as_ref()).into(),
+    };
+    let now = crate::time::now();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        let mut update = person::Entity::update_many()
+            .col_expr(person::Column::UpdatedAt, Expr::value(now))
+            .filter(person::Column::Id.is_in(chunk.iter().copied()));
+        for (col, value) in &columns {
+            update = update.col_expr(*col, Expr::value(value.clone()));
+        }
+        update.exec(&*txn).await?;
+    }
+
+    let subjects = rows
+        .into_iter()
+        .map(|row| {
+            let person_id = row.id;
+            let before = to_person(row)?.card;
+            let changes = match &half {
+                Half::Authorization(a) => {
+                    let after = ComplianceCard {
+                        authorization: a.clone(),
+                        source: None,
+                    };
+                    FieldChange::diff(before.authorization_values(), after.authorization_values())
+                }
+                Half::Source(s) => {
+                    let after = ComplianceCard {
+                        authorization: None,
+                        source: s.clone(),
+                    };
+                    FieldChange::diff(before.source_values(), after.source_values())
+                }
+            };
+            Ok(Subject { person_id, changes })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let details = match selection {
+        Selection::Ids(_) => serde_json::json!({ "selection": "ids" }),
+        Selection::Filter(f) => serde_json::json!({ "selection": "filter", "filter": f }),
+    };
+    let updated_count = ids.len() as u64;
+    let event = audit::append(
+        &*txn,
+        NewEvent::success(caller, action)
+            .subjects(subjects)
+            .details(details),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(BulkResult {
+        updated_count,
+        event,
+    })
+}

@@ -1,0 +1,410 @@
+//! People: reading, listing with the `PeopleFilter`, creating and editing
+//! contact fields.
+
+use entity::person;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use super::compliance::{CardInput, set_authorization, set_source};
+use super::{Page, authorize, require};
+use crate::audit::{self, Action, FieldChange, NewEvent};
+use crate::auth::{Caller, Permission};
+use crate::db::Db;
+use crate::domain::{
+    Authorization, AuthorizationType, ComplianceCard, Contact, Email, PeopleFilter, Person, Source,
+    SourceType, Subscription, Text,
+};
+use crate::error::{DbResultExt, Error, Result};
+
+/// Contact fields as given by a client; blank means absent.
+#[derive(Clone, Debug, Default)]
+pub struct ContactInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub company: Option<String>,
+    pub title: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub website: Option<String>,
+    pub other: Option<String>,
+    pub salesforce_id: Option<String>,
+    pub facebook: Option<String>,
+    pub twitter: Option<String>,
+    pub linkedin: Option<String>,
+}
+
+/// A partial edit of contact fields: `None` keeps a field, `Some(None)`
+/// clears it, `Some(Some(v))` sets it.
+#[derive(Clone, Debug, Default)]
+pub struct ContactPatch {
+    pub first_name: Option<Option<String>>,
+    pub last_name: Option<Option<String>>,
+    pub company: Option<Option<String>>,
+    pub title: Option<Option<String>>,
+    pub email: Option<Option<String>>,
+    pub phone: Option<Option<String>>,
+    pub website: Option<Option<String>>,
+    pub other: Option<Option<String>>,
+    pub salesforce_id: Option<Option<String>>,
+    pub facebook: Option<Option<String>>,
+    pub twitter: Option<Option<String>>,
+    pub linkedin: Option<Option<String>>,
+}
+
+fn text(field: &str, raw: Option<&str>) -> Result<Option<String>> {
+    Ok(Text::parse_optional(field, raw)?.map(String::from))
+}
+
+fn email(raw: Option<&str>) -> Result<Option<Email>> {
+    match raw {
+        Some(s) if !s.trim().is_empty() => Email::parse("email", s).map(Some),
+        _ => Ok(None),
+    }
+}
+
+impl ContactInput {
+    /// Validates every field into a [`Contact`].
+    pub fn parse(&self) -> Result<Contact> {
+        Ok(Contact {
+            first_name: text("firstName", self.first_name.as_deref())?,
+            last_name: text("lastName", self.last_name.as_deref())?,
+            company: text("company", self.company.as_deref())?,
+            title: text("title", self.title.as_deref())?,
+            email: email(self.email.as_deref())?,
+            phone: text("phone", self.phone.as_deref())?,
+            website: text("website", self.website.as_deref())?,
+            other: text("other", self.other.as_deref())?,
+            salesforce_id: text("salesforceId", self.salesforce_id.as_deref())?,
+            facebook: text("facebook", self.facebook.as_deref())?,
+            twitter: text("twitter", self.twitter.as_deref())?,
+            linkedin: text("linkedin", self.linkedin.as_deref())?,
+        })
+    }
+}
+
+impl ContactPatch {
+    /// `current` with this patch applied, every new value validated.
+    pub fn apply(&self, current: &Contact) -> Result<Contact> {
+        fn field(
+            name: &str,
+            patch: &Option<Option<String>>,
+            current: &Option<String>,
+        ) -> Result<Option<String>> {
+            match patch {
+                None => Ok(current.clone()),
+                Some(v) => text(name, v.as_deref()),
+            }
+        }
+        Ok(Contact {
+            first_name: field("firstName", &self.first_name, &current.first_name)?,
+            last_name: field("lastName", &self.last_name, &current.last_name)?,
+            company: field("company", &self.company, &current.company)?,
+            title: field("title", &self.title, &current.title)?,
+            email: match &self.email {
+                None => current.email.clone(),
+                Some(v) => email(v.as_deref())?,
+            },
+            phone: field("phone", &self.phone, &current.phone)?,
+            website: field("website", &self.website, &current.website)?,
+            other: field("other", &self.other, &current.other)?,
+            salesforce_id: field("salesforceId", &self.salesforce_id, &current.salesforce_id)?,
+            facebook: field("facebook", &self.facebook, &current.facebook)?,
+            twitter: field("twitter", &self.twitter, &current.twitter)?,
+            linkedin: field("linkedin", &self.linkedin, &current.linkedin)?,
+        })
+    }
+}
+
+/// Writes contact fields into a row.
+pub(crate) fn set_contact(row: &mut person::ActiveModel, c: &Contact) {
+    row.first_name = Set(c.first_name.clone());
+    row.last_name = Set(c.last_name.clone());
+    row.company = Set(c.company.clone());
+    row.title = Set(c.title.clone());
+    row.email = Set(c.email.as_ref().map(|e| e.as_str().to_owned()));
+    row.email_normalized = Set(c.email.as_ref().map(|e| e.normalized().to_owned()));
+    row.phone = Set(c.phone.clone());
+    row.website = Set(c.website.clone());
+    row.other = Set(c.other.clone());
+    row.salesforce_id = Set(c.salesforce_id.clone());
+    row.facebook = Set(c.facebook.clone());
+    row.twitter = Set(c.twitter.clone());
+    row.linkedin = Set(c.linkedin.clone());
+}
+
+/// Maps a stored row to a [`Person`].
+pub(crate) fn to_person(m: person::Model) -> Result<Person> {
+    let damaged = || {
+        Error::from(anyhow::anyhow!(
+            "person {} has a damaged compliance card",
+            m.id
+        ))
+    };
+    let authorization = match m.authorization_type.as_deref() {
+        None => None,
+        Some(t) => Some(
+            Authorization::from_stored(
+                AuthorizationType::parse(t).ok_or_else(damaged)?,
+                m.consent_date,
+                m.processing_purpose.clone(),
+                m.authorization_other.clone(),
+            )
+            .ok_or_else(damaged)?,
+        ),
+    };
+    let source = match m.source_type.as_deref() {
+        None => None,
+        Some(t) => Some(
+            Source::from_stored(
+                SourceType::parse(t).ok_or_else(damaged)?,
+                m.source_other.clone(),
+            )
+            .ok_or_else(damaged)?,
+        ),
+    };
+    Ok(Person {
+        id: m.id,
+        contact: Contact {
+            first_name: m.first_name,
+            last_name: m.last_name,
+            company: m.company,
+            title: m.title,
+            email: m.email.map(Email::from_stored),
+            phone: m.phone,
+            website: m.website,
+            other: m.other,
+            salesforce_id: m.salesforce_id,
+            facebook: m.facebook,
+            twitter: m.twitter,
+            linkedin: m.linkedin,
+        },
+        card: ComplianceCard {
+            authorization,
+            source,
+        },
+        subscription: Subscription {
+            unsubscribed: m.unsubscribed,
+            unsubscribed_at: m.unsubscribed_at,
+        },
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+/// The SQL condition for a [`PeopleFilter`].
+pub(crate) fn filter_condition(f: &PeopleFilter) -> Condition {
+    let mut c = Condition::all();
+    if let Some(search) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let escaped = search
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}%");
+        let like = |col: person::Column| {
+            Expr::expr(Func::lower(Expr::col(col)))
+                .like(LikeExpr::new(pattern.clone()).escape('\\'))
+        };
+        c = c.add(
+            Condition::any()
+                .add(like(person::Column::FirstName))
+                .add(like(person::Column::LastName))
+                .add(like(person::Column::EmailNormalized))
+                .add(like(person::Column::Company)),
+        );
+    }
+    if let Some(types) = &f.authorization_types {
+        c = c.add(person::Column::AuthorizationType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    if let Some(types) = &f.source_types {
+        c = c.add(person::Column::SourceType.is_in(types.iter().map(|t| t.as_str())));
+    }
+    if let Some(u) = f.unsubscribed {
+        c = c.add(person::Column::Unsubscribed.eq(u));
+    }
+    match f.missing_authorization {
+        Some(true) => c = c.add(person::Column::AuthorizationType.is_null()),
+        Some(false) => c = c.add(person::Column::AuthorizationType.is_not_null()),
+        None => {}
+    }
+    if let Some(after) = f.created_after {
+        c = c.add(person::Column::CreatedAt.gte(after));
+    }
+    if let Some(before) = f.created_before {
+        c = c.add(person::Column::CreatedAt.lt(before));
+    }
+    c
+}
+
+/// Loads a person inside a write transaction, locking the row on
+/// PostgreSQL; `NOT_FOUND` when absent.
+pub(crate) async fn lock_person<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<person::Model> {
+    let mut q = person::Entity::find_by_id(id);
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    q.one(txn).await?.ok_or_else(|| Error::person_not_found(id))
+}
+
+fn duplicate_email(contact: &Contact) -> impl FnOnce() -> Error + '_ {
+    move || {
+        Error::Conflict(format!(
+            "another person already has the email {}",
+            contact.email.as_ref().map_or("", |e| e.as_str())
+        ))
+    }
+}
+
+/// One person, or `None`.
+#[tracing::instrument(skip(db, caller))]
+pub async fn get_person(db: &Db, caller: &Caller, id: Uuid) -> Result<Option<Person>> {
+    require(caller, Permission::ReadPeople)?;
+    person::Entity::find_by_id(id)
+        .one(db.conn())
+        .await?
+        .map(to_person)
+        .transpose()
+}
+
+/// A page of people matching `filter`, in id (creation) order, after the
+/// person `after` when given.
+#[tracing::instrument(skip(db, caller))]
+pub async fn list_people(
+    db: &Db,
+    caller: &Caller,
+    filter: &PeopleFilter,
+    first: u64,
+    after: Option<Uuid>,
+) -> Result<Page<Person>> {
+    require(caller, Permission::ReadPeople)?;
+    let mut q = person::Entity::find().filter(filter_condition(filter));
+    if let Some(after) = after {
+        q = q.filter(person::Column::Id.gt(after));
+    }
+    let mut rows = q
+        .order_by_asc(person::Column::Id)
+        .limit(first + 1)
+        .all(db.conn())
+        .await?;
+    let has_next = rows.len() as u64 > first;
+    rows.truncate(first as usize);
+    Ok(Page {
+        items: rows.into_iter().map(to_person).collect::<Result<_>>()?,
+        has_next,
+    })
+}
+
+/// How many people match `filter`.
+#[tracing::instrument(skip(db, caller))]
+pub async fn count_people(db: &Db, caller: &Caller, filter: &PeopleFilter) -> Result<u64> {
+    require(caller, Permission::ReadPeople)?;
+    Ok(person::Entity::find()
+        .filter(filter_condition(filter))
+        .count(db.conn())
+        .await?)
+}
+
+/// Creates a person with an optional compliance card (`PERSON_CREATED`).
+#[tracing::instrument(skip(db, caller, contact, card))]
+pub async fn create_person(
+    db: &Db,
+    caller: &Caller,
+    contact: &ContactInput,
+    card: Option<&CardInput>,
+) -> Result<Person> {
+    authorize(
+        db,
+        caller,
+        Permission::EditPeople,
+        Action::PersonCreated,
+        &[],
+    )
+    .await?;
+    let contact = contact.parse()?;
+    let card = card.map(CardInput::parse).transpose()?.unwrap_or_default();
+    let now = crate::time::now();
+    let id = Uuid::now_v7();
+    let mut row = person::ActiveModel {
+        id: Set(id),
+        unsubscribed: Set(false),
+        unsubscribed_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    set_contact(&mut row, &contact);
+    set_authorization(&mut row, card.authorization.as_ref());
+    set_source(&mut row, card.source.as_ref());
+
+    let txn = db.begin_write().await?;
+    let stored = person::Entity::insert(row)
+        .exec_with_returning(&*txn)
+        .await
+        .on_unique(duplicate_email(&contact))?;
+    let person = to_person(stored)?;
+    let mut changes = FieldChange::diff(
+        Contact::default().audit_values(),
+        person.contact.audit_values(),
+    );
+    changes.extend(FieldChange::diff(
+        ComplianceCard::default().authorization_values(),
+        person.card.authorization_values(),
+    ));
+    changes.extend(FieldChange::diff(
+        ComplianceCard::default().source_values(),
+        person.card.source_values(),
+    ));
+    audit::append(
+        &*txn,
+        NewEvent::success(caller, Action::PersonCreated).subject(id, changes),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(person)
+}
+
+/// Edits contact fields (`PERSON_UPDATED`).
+#[tracing::instrument(skip(db, caller, patch))]
+pub async fn update_person(
+    db: &Db,
+    caller: &Caller,
+    id: Uuid,
+    patch: &ContactPatch,
+) -> Result<Person> {
+    authorize(
+        db,
+        caller,
+        Permission::EditPeople,
+        Action::PersonUpdated,
+        &[id],
+    )
+    .await?;
+    // Validate the new values before touching the database.
+    patch.apply(&Contact::default())?;
+
+    let txn = db.begin_write().await?;
+    let before = to_person(lock_person(&*txn, id).await?)?;
+    let contact = patch.apply(&before.contact)?;
+    let changes = FieldChange::diff(before.contact.audit_values(), contact.audit_values());
+    let mut row = person::ActiveModel {
+        id: sea_orm::ActiveValue::Unchanged(id),
+        updated_at: Set(crate::time::now()),
+        ..Default::default()
+    };
+    set_contact(&mut row, &contact);
+    let stored = person::Entity::update(row)
+        .exec(&*txn)
+        .await
+        .on_unique(duplicate_email(&contact))?;
+    audit::append(
+        &*txn,
+        NewEvent::success(caller, Action::PersonUpdated).subject(id, changes),
+    )
+    .await?;
+    txn.commit().await?;
+    to_person(stored)
+}
