@@ -1,0 +1,434 @@
+//! The audit trail: one event per mutation, append-only storage, the hash
+//! chain under tampering and concurrency, and reading events back.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, code, graphql};
+
+/// Every Mutation field with a document that succeeds and the action its
+/// audit event must carry. `every_mutation_field_has_an_audit_assertion`
+/// fails when the schema gains a mutation that is missing here.
+fn audited_mutations(id: &str, other: &str) -> Vec<(&'static str, String, &'static str)> {
+    let today = chrono::Utc::now().date_naive();
+    vec![
+        (
+            "createPerson",
+            "mutation { createPerson(input: {email: \"new@example.com\"}) { id } }".into(),
+            "PERSON_CREATED",
+        ),
+        (
+            "updatePerson",
+            format!(
+                "mutation {{ updatePerson(id: \"{id}\", input: {{title: \"CEO\"}}) {{ id }} }}"
+            ),
+            "PERSON_UPDATED",
+        ),
+        (
+            "updateComplianceCard",
+            format!(
+                "mutation {{ updateComplianceCard(personId: \"{id}\", input: {{authorizationType: LEGAL_OBLIGATION}}) {{ id }} }}"
+            ),
+            "COMPLIANCE_CARD_UPDATED",
+        ),
+        (
+            "bulkUpdateAuthorization",
+            format!(
+                "mutation {{ bulkUpdateAuthorization(selection: {{ids: [\"{id}\", \"{other}\"]}}, input: {{authorizationType: PUBLIC_INTEREST}}) {{ updatedCount }} }}"
+            ),
+            "AUTHORIZATION_BULK_UPDATED",
+        ),
+        (
+            "bulkUpdateSource",
+            format!(
+                "mutation {{ bulkUpdateSource(selection: {{ids: [\"{id}\"]}}, input: {{sourceType: IMPORT}}) {{ updatedCount }} }}"
+            ),
+            "SOURCE_BULK_UPDATED",
+        ),
+        (
+            "unsubscribe",
+            format!("mutation {{ unsubscribe(personId: \"{id}\") {{ id }} }}"),
+            "UNSUBSCRIBED",
+        ),
+        (
+            "resubscribe",
+            format!(
+                "mutation {{ resubscribe(personId: \"{id}\", reconsent: {{consentDate: \"{today}\", method: \"form\", evidence: \"e\"}}) {{ id }} }}"
+            ),
+            "RESUBSCRIBED",
+        ),
+    ]
+}
+
+async fn every_mutation_writes_one_success_event_naming_its_people(app: &TestApp) {
+    let id = app.person_id("one@example.com").await;
+    let other = app.person_id("two@example.com").await;
+    for (name, document, action) in audited_mutations(&id, &other) {
+        let before = app.audit_count().await;
+        app.ok(&app.admin(), &document, json!({})).await;
+        assert_eq!(
+            app.audit_count().await,
+            before + 1,
+            "{name} writes exactly one event"
+        );
+        let event = app.last_event().await;
+        assert_eq!(event["action"], action, "{name}");
+        assert_eq!(event["outcome"], "SUCCESS", "{name}");
+        assert_eq!(event["actor"], "alice-admin", "{name}");
+        assert_eq!(event["actorRoles"], json!(["admin"]), "{name}");
+        assert!(event["requestId"].is_string(), "{name}");
+        let named = event["personIds"].as_array().unwrap();
+        if name != "createPerson" {
+            assert!(
+                named.contains(&json!(id)),
+                "{name} names its person: {event}"
+            );
+        } else {
+            assert_eq!(named.len(), 1);
+        }
+    }
+}
+
+async fn every_mutation_field_has_an_audit_assertion(app: &TestApp) {
+    let data = app
+        .ok(
+            &app.admin(),
+            "{ __schema { mutationType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    let in_schema: BTreeSet<String> = data["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_owned())
+        .collect();
+    let asserted: BTreeSet<String> = audited_mutations("x", "y")
+        .into_iter()
+        .map(|(n, _, _)| n.to_owned())
+        .collect();
+    assert_eq!(
+        in_schema, asserted,
+        "each Mutation field needs an entry in audited_mutations()"
+    );
+}
+
+async fn sequences_are_gap_free_and_chained(app: &TestApp) {
+    let id = app.person_id("g@example.com").await;
+    app.err(
+        &app.sales(),
+        "mutation { createPerson(input: {email: \"bad\"}) { id } }",
+        json!({}),
+    )
+    .await;
+    app.ok(
+        &app.sales(),
+        &format!("mutation {{ unsubscribe(personId: \"{id}\") {{ id }} }}"),
+        json!({}),
+    )
+    .await;
+    let data = app
+        .ok(
+            &app.admin(),
+            "{ auditEvents(first: 10) { nodes { sequence previousHash hash } } }",
+            json!({}),
+        )
+        .await;
+    let nodes = data["auditEvents"]["nodes"].as_array().unwrap();
+    let sequences: Vec<i64> = nodes
+        .iter()
+        .map(|n| n["sequence"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        sequences,
+        vec![2, 1],
+        "newest first, no gap for the failed call"
+    );
+    assert_eq!(nodes[0]["previousHash"], nodes[1]["hash"]);
+    assert_eq!(nodes[1]["previousHash"], "0".repeat(64));
+}
+
+async fn disable_append_only_triggers(app: &TestApp) {
+    let statements: &[&str] = if app.is_postgres() {
+        &[
+            "ALTER TABLE audit_event DISABLE TRIGGER USER",
+            "ALTER TABLE audit_event_person DISABLE TRIGGER USER",
+        ]
+    } else {
+        &[
+            "DROP TRIGGER audit_event_no_update",
+            "DROP TRIGGER audit_event_no_delete",
+            "DROP TRIGGER audit_event_person_no_update",
+            "DROP TRIGGER audit_event_person_no_delete",
+        ]
+    };
+    for sql in statements {
+        app.sql(sql).await.unwrap();
+    }
+}
+
+async fn three_events(app: &TestApp) -> String {
+    let id = app.person_id("t@example.com").await;
+    app.ok(
+        &app.sales(),
+        &format!("mutation {{ updatePerson(id: \"{id}\", input: {{title: \"A\"}}) {{ id }} }}"),
+        json!({}),
+    )
+    .await;
+    app.ok(
+        &app.sales(),
+        &format!("mutation {{ updatePerson(id: \"{id}\", input: {{title: \"B\"}}) {{ id }} }}"),
+        json!({}),
+    )
+    .await;
+    id
+}
+
+async fn verify(app: &TestApp) -> Value {
+    app.ok(
+        &app.compliance(),
+        "{ verifyAuditTrail { valid checkedEvents firstInvalidSequence headHash } }",
+        json!({}),
+    )
+    .await["verifyAuditTrail"]
+        .clone()
+}
+
+async fn an_intact_chain_verifies(app: &TestApp) {
+    three_events(app).await;
+    let v = verify(app).await;
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["checkedEvents"], 3);
+    assert_eq!(v["firstInvalidSequence"], Value::Null);
+    assert_eq!(v["headHash"], app.last_event().await["hash"]);
+}
+
+async fn an_altered_event_is_detected_and_named(app: &TestApp) {
+    three_events(app).await;
+    disable_append_only_triggers(app).await;
+    app.sql("UPDATE audit_event SET actor = 'mallory' WHERE sequence = 2")
+        .await
+        .unwrap();
+    let v = verify(app).await;
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["firstInvalidSequence"], 2);
+    assert_eq!(v["checkedEvents"], 1);
+}
+
+async fn an_altered_change_value_is_detected(app: &TestApp) {
+    three_events(app).await;
+    disable_append_only_triggers(app).await;
+    app.sql("UPDATE audit_event_person SET changes = '[]' WHERE event_sequence = 3")
+        .await
+        .unwrap();
+    let v = verify(app).await;
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["firstInvalidSequence"], 3);
+}
+
+async fn a_deleted_event_is_detected(app: &TestApp) {
+    three_events(app).await;
+    disable_append_only_triggers(app).await;
+    app.sql("DELETE FROM audit_event_person WHERE event_sequence = 3")
+        .await
+        .unwrap();
+    app.sql("DELETE FROM audit_event WHERE sequence = 3")
+        .await
+        .unwrap();
+    let v = verify(app).await;
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["firstInvalidSequence"], 3);
+}
+
+async fn verify_audit_command_exits_1_on_a_tampered_chain(app: &TestApp) {
+    three_events(app).await;
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_consentry"))
+            .arg("verify-audit")
+            .env("CONSENTRY_DATABASE_URL", &app.database_url)
+            .output()
+            .unwrap()
+    };
+    let ok = run();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"valid\":true"));
+    disable_append_only_triggers(app).await;
+    app.sql("UPDATE audit_event SET reason = 'edited' WHERE sequence = 1")
+        .await
+        .unwrap();
+    let bad = run();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("\"firstInvalidSequence\":1"));
+}
+
+async fn the_database_refuses_to_change_or_delete_audit_rows(app: &TestApp) {
+    three_events(app).await;
+    for sql in [
+        "UPDATE audit_event SET actor = 'mallory'",
+        "DELETE FROM audit_event",
+        "UPDATE audit_event_person SET changes = '[]'",
+        "DELETE FROM audit_event_person",
+    ] {
+        let result = app.sql(sql).await;
+        assert!(result.is_err(), "{sql} must be refused");
+        assert!(format!("{result:?}").contains("append-only"), "{result:?}");
+    }
+    if app.is_postgres() {
+        assert!(app.sql("TRUNCATE audit_event_person").await.is_err());
+        assert!(app.sql("TRUNCATE audit_event CASCADE").await.is_err());
+    }
+    assert_eq!(verify(app).await["valid"], true);
+}
+
+async fn sixteen_concurrent_writers_leave_one_gap_free_chain(app: &TestApp) {
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        ids.push(app.person_id(&format!("c{i}@example.com")).await);
+    }
+    let start = app.audit_count().await;
+    let mut writers = tokio::task::JoinSet::new();
+    for (i, id) in ids.into_iter().enumerate() {
+        let router = app.router.clone();
+        let token = app.token(&format!("writer-{i}"), &[consentry::auth::Role::Sales]);
+        writers.spawn(async move {
+            for round in 0..5 {
+                let doc = match round % 3 {
+                    0 => format!("mutation {{ updatePerson(id: \"{id}\", input: {{title: \"t{round}\"}}) {{ id }} }}"),
+                    1 => format!("mutation {{ updateComplianceCard(personId: \"{id}\", input: {{sourceType: IMPORT}}) {{ id }} }}"),
+                    _ => format!("mutation {{ bulkUpdateSource(selection: {{ids: [\"{id}\"]}}, input: {{sourceType: CRM_SYNC}}) {{ updatedCount }} }}"),
+                };
+                let body = graphql(&router, &token, &doc).await;
+                assert!(body.get("errors").is_none(), "{body}");
+            }
+        });
+    }
+    while let Some(result) = writers.join_next().await {
+        result.unwrap();
+    }
+    assert_eq!(app.audit_count().await, start + 16 * 5);
+    let v = verify(app).await;
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["checkedEvents"], start + 80);
+}
+
+async fn audit_events_filter_by_person_action_actor_and_outcome(app: &TestApp) {
+    let a = app.person_id("fa@example.com").await;
+    let b = app.person_id("fb@example.com").await;
+    app.ok(
+        &app.compliance(),
+        &format!("mutation {{ unsubscribe(personId: \"{a}\") {{ id }} }}"),
+        json!({}),
+    )
+    .await;
+    app.err(&app.sales(), &format!("mutation {{ resubscribe(personId: \"{b}\", reconsent: {{consentDate: \"2026-01-01\", method: \"m\", evidence: \"e\"}}) {{ id }} }}"), json!({})).await;
+    let q = "query($f: AuditEventFilter) { auditEvents(filter: $f) { totalCount nodes { action actor outcome personIds } } }";
+    let count = |v: &Value| v["auditEvents"]["totalCount"].as_u64().unwrap();
+    let by_person = app
+        .ok(&app.admin(), q, json!({ "f": { "personId": a } }))
+        .await;
+    assert_eq!(count(&by_person), 2);
+    let by_action = app
+        .ok(
+            &app.admin(),
+            q,
+            json!({ "f": { "action": "UNSUBSCRIBED" } }),
+        )
+        .await;
+    assert_eq!(
+        by_action["auditEvents"]["nodes"][0]["actor"],
+        "cora-compliance"
+    );
+    let denied = app
+        .ok(&app.admin(), q, json!({ "f": { "outcome": "DENIED" } }))
+        .await;
+    assert_eq!(count(&denied), 1);
+    assert_eq!(denied["auditEvents"]["nodes"][0]["personIds"], json!([b]));
+    let by_actor = app
+        .ok(
+            &app.admin(),
+            q,
+            json!({ "f": { "actor": "sam-sales", "action": "PERSON_CREATED" } }),
+        )
+        .await;
+    assert_eq!(count(&by_actor), 2);
+    let future = app
+        .ok(
+            &app.admin(),
+            q,
+            json!({ "f": { "from": "2999-01-01T00:00:00Z" } }),
+        )
+        .await;
+    assert_eq!(count(&future), 0);
+}
+
+async fn audit_events_page_newest_first(app: &TestApp) {
+    three_events(app).await;
+    let q = "query($after: String) { auditEvents(first: 2, after: $after) { nodes { sequence } pageInfo { hasNextPage endCursor } } }";
+    let p1 = app.ok(&app.admin(), q, json!({})).await;
+    assert_eq!(
+        p1["auditEvents"]["nodes"],
+        json!([{ "sequence": 3 }, { "sequence": 2 }])
+    );
+    assert_eq!(p1["auditEvents"]["pageInfo"]["hasNextPage"], true);
+    let p2 = app
+        .ok(
+            &app.admin(),
+            q,
+            json!({ "after": p1["auditEvents"]["pageInfo"]["endCursor"] }),
+        )
+        .await;
+    assert_eq!(p2["auditEvents"]["nodes"], json!([{ "sequence": 1 }]));
+    assert_eq!(p2["auditEvents"]["pageInfo"]["hasNextPage"], false);
+}
+
+async fn a_persons_audit_trail_lists_the_events_about_them(app: &TestApp) {
+    let id = three_events(app).await;
+    app.person_id("unrelated@example.com").await;
+    let data = app
+        .ok(
+            &app.compliance(),
+            "query($id: UUID!) { person(id: $id) { auditTrail { totalCount nodes { action } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data["person"]["auditTrail"]["totalCount"], 3);
+    assert_eq!(
+        data["person"]["auditTrail"]["nodes"],
+        json!([{ "action": "PERSON_UPDATED" }, { "action": "PERSON_UPDATED" }, { "action": "PERSON_CREATED" }])
+    );
+}
+
+async fn sales_may_not_read_a_persons_audit_trail(app: &TestApp) {
+    let id = app.person_id("n@example.com").await;
+    let err = app
+        .err(
+            &app.sales(),
+            "query($id: UUID!) { person(id: $id) { auditTrail { totalCount } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(code(&err), "FORBIDDEN");
+}
+
+backend_tests!(
+    every_mutation_writes_one_success_event_naming_its_people,
+    every_mutation_field_has_an_audit_assertion,
+    sequences_are_gap_free_and_chained,
+    an_intact_chain_verifies,
+    an_altered_event_is_detected_and_named,
+    an_altered_change_value_is_detected,
+    a_deleted_event_is_detected,
+    verify_audit_command_exits_1_on_a_tampered_chain,
+    the_database_refuses_to_change_or_delete_audit_rows,
+    sixteen_concurrent_writers_leave_one_gap_free_chain,
+    audit_events_filter_by_person_action_actor_and_outcome,
+    audit_events_page_newest_first,
+    a_persons_audit_trail_lists_the_events_about_them,
+    sales_may_not_read_a_persons_audit_trail,
+);

@@ -1,0 +1,99 @@
+//! The `consentry` binary: tokens, refusing to start without secrets,
+//! seeding and printing the schema.
+
+use std::process::{Command, Output};
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+fn consentry(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_consentry"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONSENTRY_")) {
+        cmd.env_remove(k);
+    }
+    cmd.args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run consentry")
+}
+
+#[tokio::test]
+async fn token_command_prints_a_token_the_server_accepts() {
+    let app = TestApp::sqlite().await;
+    let out = consentry(
+        &[
+            "token",
+            "--sub",
+            "ops",
+            "--role",
+            "compliance",
+            "--role",
+            "sales",
+            "--ttl",
+            "10m",
+        ],
+        &[("CONSENTRY_JWT_SECRET", app.jwt.secret.expose())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let data = app
+        .ok(token.trim(), "{ viewer { subject roles } }", json!({}))
+        .await;
+    assert_eq!(
+        data["viewer"],
+        json!({ "subject": "ops", "roles": ["sales", "compliance"] })
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_jwt_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display());
+    let out = consentry(
+        &["serve"],
+        &[
+            ("CONSENTRY_DATABASE_URL", &url),
+            ("CONSENTRY_UNSUBSCRIBE_SECRET", "u"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONSENTRY_JWT_SECRET"));
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_unsubscribe_secret() {
+    let out = consentry(&["serve"], &[("CONSENTRY_JWT_SECRET", "s")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONSENTRY_UNSUBSCRIBE_SECRET"));
+}
+
+#[test]
+fn seed_command_inserts_the_people_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("seed.db").display());
+    let out = consentry(
+        &["seed", "--people", "2500"],
+        &[("CONSENTRY_DATABASE_URL", &url)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("seeded 2500 people"));
+    let verify = consentry(&["verify-audit"], &[("CONSENTRY_DATABASE_URL", &url)]);
+    assert!(verify.status.success());
+}
+
+#[test]
+fn schema_command_prints_schema_graphql() {
+    let out = consentry(&["schema"], &[]);
+    let file =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap() == file);
+}

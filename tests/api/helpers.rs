@@ -1,0 +1,299 @@
+//! `TestApp`: the real router over a freshly migrated database, plus small
+//! helpers to call it. `backend_tests!` runs each test on both backends.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use consentry::auth::{JwtSettings, Role, issue_token};
+use consentry::config::Secret;
+use consentry::db::Db;
+use consentry::graphql::Limits;
+use consentry::{AppState, Settings};
+use http_body_util::BodyExt;
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_URL_VAR: &str = "CONSENTRY_TEST_POSTGRES_URL";
+
+/// Runs each named `async fn(&TestApp)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::helpers::TestApp::sqlite().await;
+                    super::$name(&app).await;
+                    app.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::helpers::TestApp::postgres().await else { return };
+                    super::$name(&app).await;
+                    app.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+/// The server under test.
+pub struct TestApp {
+    pub db: Db,
+    pub router: Router,
+    pub jwt: JwtSettings,
+    /// The database URL, for running the binary against the same database.
+    pub database_url: String,
+    postgres: Option<(String, String)>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn settings(jwt: &JwtSettings) -> Settings {
+    Settings {
+        jwt: jwt.clone(),
+        limits: Limits::default(),
+        max_body_bytes: 8 * 1024 * 1024,
+    }
+}
+
+impl TestApp {
+    async fn build(
+        database_url: String,
+        postgres: Option<(String, String)>,
+        dir: Option<tempfile::TempDir>,
+    ) -> Self {
+        let db = Db::connect(&database_url).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        let jwt = JwtSettings {
+            secret: Secret::new("test-secret-0123456789abcdef0123456789abcdef"),
+            issuer: None,
+            audience: None,
+        };
+        let router = consentry::router(AppState::new(db.clone(), &settings(&jwt)));
+        TestApp {
+            db,
+            router,
+            jwt,
+            database_url,
+            postgres,
+            _dir: dir,
+        }
+    }
+
+    /// A fresh SQLite database file in a temporary folder.
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        Self::build(url, None, Some(dir)).await
+    }
+
+    /// A fresh PostgreSQL database, or `None` when no server is configured.
+    pub async fn postgres() -> Option<Self> {
+        let base = std::env::var(POSTGRES_URL_VAR).ok()?;
+        let name = format!("consentry_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&base)
+            .await
+            .expect("connect to CONSENTRY_TEST_POSTGRES_URL");
+        admin
+            .execute_raw(Statement::from_string(
+                admin.get_database_backend(),
+                format!("CREATE DATABASE {name}"),
+            ))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = match base.rfind('/') {
+            Some(i) if base[..i].ends_with(|c: char| c != '/') => {
+                let query = base[i..].find('?').map(|q| &base[i + q..]).unwrap_or("");
+                format!("{}/{name}{query}", &base[..i])
+            }
+            _ => panic!(
+                "{POSTGRES_URL_VAR} must name a database, e.g. postgres://postgres@127.0.0.1:5432/test"
+            ),
+        };
+        Some(Self::build(url, Some((base, name)), None).await)
+    }
+
+    /// The same server with other settings, over the same database.
+    pub fn with_settings(&self, f: impl FnOnce(&mut Settings)) -> Router {
+        let mut s = settings(&self.jwt);
+        f(&mut s);
+        consentry::router(AppState::new(self.db.clone(), &s))
+    }
+
+    /// Drops a PostgreSQL test database; SQLite's folder goes with `self`.
+    pub async fn cleanup(self) {
+        if let Some((base, name)) = &self.postgres {
+            self.db.conn().clone().close().await.ok();
+            if let Ok(admin) = Database::connect(base).await {
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                admin
+                    .execute_raw(Statement::from_string(admin.get_database_backend(), sql))
+                    .await
+                    .ok();
+                admin.close().await.ok();
+            }
+        }
+    }
+
+    /// A token for `sub` with `roles`.
+    pub fn token(&self, sub: &str, roles: &[Role]) -> String {
+        issue_token(&self.jwt, sub, roles, Duration::from_secs(3600)).expect("token")
+    }
+    pub fn admin(&self) -> String {
+        self.token("alice-admin", &[Role::Admin])
+    }
+    pub fn sales(&self) -> String {
+        self.token("sam-sales", &[Role::Sales])
+    }
+    pub fn compliance(&self) -> String {
+        self.token("cora-compliance", &[Role::Compliance])
+    }
+
+    /// Sends a raw request to the router.
+    pub async fn send(
+        &self,
+        router: &Router,
+        req: Request<Body>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let res = router.clone().oneshot(req).await.expect("router");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        (status, headers, body)
+    }
+
+    /// POSTs a GraphQL document; returns the status and JSON body.
+    pub async fn post(&self, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut req = Request::post("/graphql").header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let (status, _, body) = self
+            .send(
+                &self.router,
+                req.body(Body::from(body.to_string())).expect("request"),
+            )
+            .await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Runs a GraphQL document and returns its whole JSON response.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, body) = self
+            .post(
+                Some(token),
+                json!({ "query": query, "variables": variables }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Runs a document that must succeed; returns `data`.
+    pub async fn ok(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// Runs a document that must fail; returns its first error.
+    pub async fn err(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = self.gql(token, query, variables).await;
+        body["errors"][0].clone()
+    }
+
+    /// Creates a person (as sales) from a `CreatePersonInput` JSON.
+    pub async fn create_person(&self, input: Value) -> Value {
+        let data = self
+            .ok(
+                &self.sales(),
+                "mutation($i: CreatePersonInput!) { createPerson(input: $i) { id email unsubscribed complianceCard { authorizationType consentDate processingPurpose authorizationOther sourceType sourceOther } } }",
+                json!({ "i": input }),
+            )
+            .await;
+        data["createPerson"].clone()
+    }
+
+    /// The id of a freshly created person with this email.
+    pub async fn person_id(&self, email: &str) -> String {
+        self.create_person(json!({ "firstName": "Test", "email": email }))
+            .await["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// How many audit events exist.
+    pub async fn audit_count(&self) -> u64 {
+        let data = self
+            .ok(
+                &self.admin(),
+                "{ auditEvents(first: 1) { totalCount } }",
+                json!({}),
+            )
+            .await;
+        data["auditEvents"]["totalCount"].as_u64().expect("count")
+    }
+
+    /// The newest audit event with every field.
+    pub async fn last_event(&self) -> Value {
+        let data = self
+            .ok(
+                &self.admin(),
+                "{ auditEvents(first: 1) { nodes { id sequence occurredAt actor actorRoles action outcome personIds reason requestId previousHash hash details changes { personId field before after erased } } } }",
+                json!({}),
+            )
+            .await;
+        data["auditEvents"]["nodes"][0].clone()
+    }
+
+    /// Runs raw SQL on the test database.
+    pub async fn sql(&self, sql: &str) -> Result<u64, sea_orm::DbErr> {
+        let conn = self.db.conn();
+        conn.execute_raw(Statement::from_string(
+            conn.get_database_backend(),
+            sql.to_owned(),
+        ))
+        .await
+        .map(|r| r.rows_affected())
+    }
+
+    /// Whether this is the PostgreSQL run.
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+}
+
+/// The `extensions.code` of an error.
+pub fn code(err: &Value) -> &str {
+    err["extensions"]["code"].as_str().unwrap_or("")
+}
+
+/// POSTs a document to `router` with `token`; returns the JSON body. For
+/// spawned tasks, which cannot borrow a `TestApp`.
+pub async fn graphql(router: &Router, token: &str, query: &str) -> Value {
+    let req = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Body::from(json!({ "query": query }).to_string()))
+        .expect("request");
+    let res = router.clone().oneshot(req).await.expect("router");
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    serde_json::from_slice(&body).expect("json body")
+}

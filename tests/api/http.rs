@@ -1,0 +1,176 @@
+//! The HTTP surface: GraphiQL, GET queries, refused mutations over GET,
+//! batches and oversized bodies, error codes for bad documents, health,
+//! and the served SDL.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::json;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, code};
+
+async fn get(
+    app: &TestApp,
+    uri: &str,
+    token: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut req = Request::get(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let (status, headers, body) = app
+        .send(&app.router, req.body(Body::empty()).unwrap())
+        .await;
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+async fn graphiql_page_is_served_without_a_token(app: &TestApp) {
+    let (status, headers, body) = get(app, "/graphql", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(body.contains("graphiql"), "{body}");
+}
+
+async fn a_query_may_be_sent_with_get(app: &TestApp) {
+    let (status, _, body) = get(
+        app,
+        "/graphql?query=%7Bviewer%7Bsubject%7D%7D",
+        Some(&app.sales()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("sam-sales"), "{body}");
+}
+
+async fn a_mutation_sent_with_get_is_405_and_changes_nothing(app: &TestApp) {
+    let before = app.audit_count().await;
+    let uri =
+        "/graphql?query=mutation%7BcreatePerson(input%3A%7BfirstName%3A%22G%22%7D)%7Bid%7D%7D";
+    let (status, headers, _) = get(app, uri, Some(&app.sales())).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "POST");
+    assert_eq!(app.audit_count().await, before);
+}
+
+async fn a_batch_is_400(app: &TestApp) {
+    let (status, body) = app
+        .post(
+            Some(&app.sales()),
+            json!([{ "query": "{ viewer { subject } }" }]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch")
+    );
+}
+
+async fn a_body_over_the_limit_is_413(app: &TestApp) {
+    let router = app.with_settings(|s| s.max_body_bytes = 1024);
+    let query = format!("{{ viewer {{ subject }} }} # {}", "x".repeat(2048));
+    let req = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", app.sales()))
+        .body(Body::from(json!({ "query": query }).to_string()))
+        .unwrap();
+    assert_eq!(
+        app.send(&router, req).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+async fn a_streamed_body_over_the_limit_is_413(app: &TestApp) {
+    let router = app.with_settings(|s| s.max_body_bytes = 1024);
+    // No Content-Length: only the running count can enforce the limit.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..8).map(|_| Ok(vec![b' '; 512])).collect();
+    let req = Request::post("/graphql")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", app.sales()))
+        .body(Body::from_stream(futures_util::stream::iter(chunks)))
+        .unwrap();
+    assert_eq!(
+        app.send(&router, req).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+async fn a_document_that_does_not_parse_is_graphql_parse_failed(app: &TestApp) {
+    let body = app.gql(&app.sales(), "{ people { ", json!({})).await;
+    assert_eq!(code(&body["errors"][0]), "GRAPHQL_PARSE_FAILED");
+}
+
+async fn an_unknown_field_is_graphql_validation_failed(app: &TestApp) {
+    let body = app
+        .gql(&app.sales(), "{ peopel { totalCount } }", json!({}))
+        .await;
+    assert_eq!(code(&body["errors"][0]), "GRAPHQL_VALIDATION_FAILED");
+}
+
+async fn a_document_deeper_than_the_limit_is_refused_before_resolvers_run(app: &TestApp) {
+    let router = app.with_settings(|s| s.limits.max_depth = 3);
+    let body = crate::helpers::graphql(
+        &router,
+        &app.sales(),
+        "{ people { nodes { complianceCard { sourceType } } } }",
+    )
+    .await;
+    assert_eq!(
+        code(&body["errors"][0]),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{body}"
+    );
+    assert!(body["data"].is_null());
+}
+
+async fn too_many_aliases_are_refused(app: &TestApp) {
+    let aliases: String = (0..51)
+        .map(|i| format!("a{i}: viewer {{ subject }} "))
+        .collect();
+    let body = app
+        .gql(&app.sales(), &format!("{{ {aliases} }}"), json!({}))
+        .await;
+    assert_eq!(
+        code(&body["errors"][0]),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{body}"
+    );
+}
+
+async fn health_and_readiness_answer(app: &TestApp) {
+    assert_eq!(get(app, "/healthz", None).await.0, StatusCode::OK);
+    assert_eq!(get(app, "/readyz", None).await.0, StatusCode::OK);
+}
+
+backend_tests!(
+    graphiql_page_is_served_without_a_token,
+    a_query_may_be_sent_with_get,
+    a_mutation_sent_with_get_is_405_and_changes_nothing,
+    a_batch_is_400,
+    a_body_over_the_limit_is_413,
+    a_streamed_body_over_the_limit_is_413,
+    a_document_that_does_not_parse_is_graphql_parse_failed,
+    an_unknown_field_is_graphql_validation_failed,
+    a_document_deeper_than_the_limit_is_refused_before_resolvers_run,
+    too_many_aliases_are_refused,
+    health_and_readiness_answer,
+);
+
+#[test]
+fn schema_graphql_is_the_served_sdl() {
+    let served = consentry::graphql::sdl(&consentry::graphql::build_schema(&Default::default()));
+    let file =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert!(
+        file == served,
+        "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}

@@ -1,0 +1,13 @@
+//! Integration tests through the public API (HTTP and GraphQL) on freshly
+//! migrated databases: SQLite always, PostgreSQL when
+//! `CONSENTRY_TEST_POSTGRES_URL` is set. One binary for the whole API.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod cli;
+mod compliance;
+mod http;
+mod people;
+mod subscriptions;
