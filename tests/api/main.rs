@@ -2,6 +2,9 @@
 //! migrated databases: SQLite always, PostgreSQL when
 //! `CONSENTRY_TEST_POSTGRES_URL` is set. One binary for the whole API.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 mod audit;
