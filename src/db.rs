@@ -3,6 +3,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -24,6 +25,9 @@ pub struct Db {
     /// On SQLite, writers in this process take turns here, so they queue in
     /// order instead of spinning on the file lock.
     writer: Option<Arc<Mutex<()>>>,
+    /// SQL statements executed through this handle, for metrics and for
+    /// checking that a request costs a fixed number of statements.
+    statements: Arc<AtomicU64>,
 }
 
 /// A write transaction. On SQLite it began `IMMEDIATE` and holds this
@@ -73,10 +77,16 @@ impl Db {
             options.max_connections(16).min_connections(1);
         }
         options.acquire_timeout(Duration::from_secs(30));
-        let conn = Database::connect(options).await?;
+        let mut conn = Database::connect(options).await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
+        conn.set_metric_callback(move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        });
         Ok(Db {
             conn,
             writer: is_sqlite.then(|| Arc::new(Mutex::new(()))),
+            statements,
         })
     }
 
@@ -129,6 +139,11 @@ impl Db {
                 _turn: None,
             }),
         }
+    }
+
+    /// How many SQL statements have run through this handle so far.
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// Checks that the database answers.

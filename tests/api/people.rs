@@ -222,7 +222,20 @@ async fn created_after_is_inclusive_and_created_before_exclusive(app: &TestApp) 
     assert_eq!(emails(&before), vec!["first@example.com"]);
 }
 
+async fn a_page_of_50_people_with_cards_costs_two_statements(app: &TestApp) {
+    consentry::service::seed::seed(&app.db, 120).await.unwrap();
+    let query = "{ people(first: 50) { totalCount nodes { id email complianceCard { authorizationType consentDate sourceType sourceOther } unsubscribed unsubscribedAt subscriptionStatus } pageInfo { hasNextPage } } }";
+    let before = app.db.statement_count();
+    let data = app.ok(&app.sales(), query, json!({})).await;
+    let statements = app.db.statement_count() - before;
+    assert_eq!(data["people"]["nodes"].as_array().unwrap().len(), 50);
+    assert_eq!(data["people"]["totalCount"], 120);
+    assert!(statements <= 2, "one page query and one count, not one per person: {statements}");
+    assert!(statements > 0, "the counter counts");
+}
+
 backend_tests!(
+    a_page_of_50_people_with_cards_costs_two_statements,
     create_person_stores_the_email_trimmed,
     create_person_with_a_card_records_it,
     duplicate_email_differing_in_case_is_a_conflict_and_writes_nothing,
