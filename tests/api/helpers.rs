@@ -178,19 +178,9 @@ impl TestApp {
         (status, headers, body)
     }
 
-    /// POSTs a GraphQL document; returns the status and JSON body.
+    /// POSTs a JSON body to `/graphql`; returns the status and JSON body.
     pub async fn post(&self, token: Option<&str>, body: Value) -> (StatusCode, Value) {
-        let mut req = Request::post("/graphql").header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let (status, _, body) = self
-            .send(
-                &self.router,
-                req.body(Body::from(body.to_string())).expect("request"),
-            )
-            .await;
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+        post(&self.router, token, body).await
     }
 
     /// Runs a GraphQL document and returns its whole JSON response.
@@ -285,15 +275,21 @@ pub fn code(err: &Value) -> &str {
     err["extensions"]["code"].as_str().unwrap_or("")
 }
 
-/// POSTs a document to `router` with `token`; returns the JSON body. For
-/// spawned tasks, which cannot borrow a `TestApp`.
-pub async fn graphql(router: &Router, token: &str, query: &str) -> Value {
-    let req = Request::post("/graphql")
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Body::from(json!({ "query": query }).to_string()))
-        .expect("request");
+/// POSTs a JSON body to `router`'s `/graphql`; returns the status and JSON
+/// body. Free-standing for spawned tasks, which cannot borrow a `TestApp`.
+pub async fn post(router: &Router, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+    let mut req = Request::post("/graphql").header("content-type", "application/json");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(Body::from(body.to_string())).expect("request");
     let res = router.clone().oneshot(req).await.expect("router");
+    let status = res.status();
     let body = res.into_body().collect().await.expect("body").to_bytes();
-    serde_json::from_slice(&body).expect("json body")
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Runs `query` on `router` with `token`; returns the JSON body.
+pub async fn graphql(router: &Router, token: &str, query: &str) -> Value {
+    post(router, Some(token), json!({ "query": query })).await.1
 }

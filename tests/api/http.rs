@@ -150,7 +150,31 @@ async fn health_and_readiness_answer(app: &TestApp) {
     assert_eq!(get(app, "/readyz", None).await.0, StatusCode::OK);
 }
 
+async fn an_internal_error_leaks_nothing_and_carries_a_request_id(app: &TestApp) {
+    let id = app.person_id("damaged@example.com").await;
+    app.sql("UPDATE person SET authorization_type = 'BOGUS' WHERE email = 'damaged@example.com'")
+        .await
+        .unwrap();
+    let err = app
+        .err(
+            &app.sales(),
+            "query($id: UUID!) { person(id: $id) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(code(&err), "INTERNAL");
+    assert_eq!(err["message"], "internal error");
+    assert!(
+        err["extensions"]["requestId"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("BOGUS"), "{err}");
+}
+
 backend_tests!(
+    an_internal_error_leaks_nothing_and_carries_a_request_id,
     graphiql_page_is_served_without_a_token,
     a_query_may_be_sent_with_get,
     a_mutation_sent_with_get_is_405_and_changes_nothing,

@@ -230,7 +230,10 @@ async fn a_page_of_50_people_with_cards_costs_two_statements(app: &TestApp) {
     let statements = app.db.statement_count() - before;
     assert_eq!(data["people"]["nodes"].as_array().unwrap().len(), 50);
     assert_eq!(data["people"]["totalCount"], 120);
-    assert!(statements <= 2, "one page query and one count, not one per person: {statements}");
+    assert!(
+        statements <= 2,
+        "one page query and one count, not one per person: {statements}"
+    );
     assert!(statements > 0, "the counter counts");
 }
 
