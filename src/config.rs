@@ -48,6 +48,7 @@ impl FromStr for Secret {
 
 /// Settings shared by every command.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Settings (flag or CONSENTRY_* environment variable)")]
 pub struct Config {
     /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
     #[arg(

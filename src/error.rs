@@ -104,7 +104,7 @@ impl Error {
                 ext.insert("ids".into(), ids.into());
             }
             Error::Internal(cause) => {
-                tracing::error!(request_id, error = ?cause, "internal error");
+                tracing::error!(request_id, error = %format_args!("{cause:#}"), "internal error");
                 if let Some(id) = request_id {
                     ext.insert("requestId".into(), id.into());
                 }

@@ -1,5 +1,6 @@
 //! The `consentry` command line: parses arguments and calls the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -79,6 +80,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn,sea_orm=warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let config = &cli.config;
     let result = match cli.command.unwrap_or(Command::Serve { demo: false }) {
