@@ -2,14 +2,15 @@
 //! validation failures (limits included), consentry's own errors (mapped
 //! by [`crate::error::Error::extensions`]) and argument coercion errors.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{
-    ErrorExtensionValues, Positioned, Response, ServerError, ServerResult, ValidationResult,
+    ErrorExtensionValues, Pos, Positioned, Response, ServerError, ServerResult, ValidationResult,
     Variables,
 };
 
@@ -25,12 +26,17 @@ impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(ErrorCodesExtension {
             max_aliases: self.max_aliases,
+            arguments: Mutex::default(),
         })
     }
 }
 
+/// One instance per request.
 struct ErrorCodesExtension {
     max_aliases: usize,
+    /// Where each argument's value stands in the document, so an argument
+    /// that fails to coerce can be named in `extensions.field`.
+    arguments: Mutex<HashMap<Pos, String>>,
 }
 
 fn with_code(mut err: ServerError, code: &str) -> ServerError {
@@ -47,30 +53,35 @@ fn has_code(err: &ServerError) -> bool {
         .is_some_and(|e| e.get("code").is_some())
 }
 
-fn count_aliases(set: &Positioned<SelectionSet>) -> usize {
+/// Counts aliases and records argument positions in one selection set.
+fn visit(set: &Positioned<SelectionSet>, arguments: &mut HashMap<Pos, String>) -> usize {
     set.node
         .items
         .iter()
         .map(|item| match &item.node {
             Selection::Field(f) => {
-                usize::from(f.node.alias.is_some()) + count_aliases(&f.node.selection_set)
+                for (name, value) in &f.node.arguments {
+                    arguments.insert(value.pos, name.node.to_string());
+                }
+                usize::from(f.node.alias.is_some()) + visit(&f.node.selection_set, arguments)
             }
-            Selection::InlineFragment(f) => count_aliases(&f.node.selection_set),
+            Selection::InlineFragment(f) => visit(&f.node.selection_set, arguments),
             Selection::FragmentSpread(_) => 0,
         })
         .sum()
 }
 
-fn document_aliases(doc: &ExecutableDocument) -> usize {
+/// The document's alias count; fills `arguments`.
+fn visit_document(doc: &ExecutableDocument, arguments: &mut HashMap<Pos, String>) -> usize {
     let operations: usize = doc
         .operations
         .iter()
-        .map(|(_, op)| count_aliases(&op.node.selection_set))
+        .map(|(_, op)| visit(&op.node.selection_set, arguments))
         .sum();
     let fragments: usize = doc
         .fragments
         .values()
-        .map(|f| count_aliases(&f.node.selection_set))
+        .map(|f| visit(&f.node.selection_set, arguments))
         .sum();
     operations + fragments
 }
@@ -88,7 +99,11 @@ impl Extension for ErrorCodesExtension {
             .run(ctx, query, variables)
             .await
             .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))?;
-        let aliases = document_aliases(&doc);
+        let mut arguments = HashMap::new();
+        let aliases = visit_document(&doc, &mut arguments);
+        if let Ok(mut known) = self.arguments.lock() {
+            *known = arguments;
+        }
         if aliases > self.max_aliases {
             return Err(with_code(
                 ServerError::new(
@@ -138,10 +153,9 @@ impl Extension for ErrorCodesExtension {
             } else if !has_code(err) {
                 // Arguments and variables that do not coerce to their types.
                 let field = err
-                    .message
-                    .split_once("argument \"")
-                    .and_then(|(_, rest)| rest.split('"').next())
-                    .map(str::to_owned);
+                    .locations
+                    .first()
+                    .and_then(|pos| self.arguments.lock().ok()?.get(pos).cloned());
                 let ext = err
                     .extensions
                     .get_or_insert_with(ErrorExtensionValues::default);

@@ -145,6 +145,18 @@ async fn too_many_aliases_are_refused(app: &TestApp) {
     );
 }
 
+async fn a_value_that_does_not_coerce_is_bad_input_naming_the_argument(app: &TestApp) {
+    let err = app
+        .err(
+            &app.sales(),
+            "query($id: UUID!) { person(id: $id) { id } }",
+            json!({ "id": "not-a-uuid" }),
+        )
+        .await;
+    assert_eq!(code(&err), "BAD_USER_INPUT");
+    assert_eq!(err["extensions"]["field"], "id");
+}
+
 async fn health_and_readiness_answer(app: &TestApp) {
     assert_eq!(get(app, "/healthz", None).await.0, StatusCode::OK);
     assert_eq!(get(app, "/readyz", None).await.0, StatusCode::OK);
@@ -185,6 +197,7 @@ backend_tests!(
     an_unknown_field_is_graphql_validation_failed,
     a_document_deeper_than_the_limit_is_refused_before_resolvers_run,
     too_many_aliases_are_refused,
+    a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
     health_and_readiness_answer,
 );
 
