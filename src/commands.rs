@@ -9,10 +9,15 @@ use sea_orm::{EntityTrait, PaginatorTrait};
 use crate::auth::{JwtSettings, Role, issue_token};
 use crate::config::{Config, Secret};
 use crate::db::Db;
+use crate::service::crm;
+use crate::service::email::{Mailer, spawn_delivery};
+use crate::service::links::UnsubscribeLinks;
 use crate::{AppState, Settings, graphql, service};
 
 /// People `serve --demo` seeds into an empty database.
 const DEMO_PEOPLE: u64 = 25;
+/// How often the delivery worker looks for due emails.
+const EMAIL_DELIVERY_EVERY: Duration = Duration::from_secs(5);
 /// How long the tokens `serve --demo` prints stay valid.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
@@ -58,11 +63,22 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
             "no JWT key configured: set CONSENTRY_JWT_SECRET (or run `consentry serve --demo` to try it out)"
         ),
     };
-    if config.unsubscribe_secret.is_none() && !demo {
-        bail!(
-            "no unsubscribe secret configured: set CONSENTRY_UNSUBSCRIBE_SECRET (or run with --demo)"
-        );
-    }
+    let unsubscribe_secret = match (&config.unsubscribe_secret, demo) {
+        (Some(s), _) => s.clone(),
+        (None, true) => Secret::random()?,
+        (None, false) => {
+            bail!(
+                "no unsubscribe secret configured: set CONSENTRY_UNSUBSCRIBE_SECRET (or run with --demo)"
+            )
+        }
+    };
+    let salesforce = config.salesforce()?;
+    let mailer = config
+        .smtp_url
+        .as_deref()
+        .map(|url| Mailer::new(url, &config.email_from))
+        .transpose()
+        .context("CONSENTRY_SMTP_URL or CONSENTRY_EMAIL_FROM is not valid")?;
     let db = connect(config).await?;
     let jwt = jwt_settings(config, jwt_secret);
     if demo {
@@ -81,10 +97,20 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
             println!("  {:<10} {token}", role.as_str());
         }
     }
+    if let Some(mailer) = mailer {
+        spawn_delivery(db.clone(), mailer, EMAIL_DELIVERY_EVERY);
+    } else {
+        tracing::info!("no CONSENTRY_SMTP_URL: emails stay in the outbox as QUEUED");
+    }
+    if let (Some(sf), Some(every)) = (&salesforce, config.crm_sync_interval) {
+        crm::spawn_periodic(db.clone(), sf.clone(), every);
+    }
     let settings = Settings {
         jwt,
         limits: config.limits(),
         max_body_bytes: config.max_body_bytes,
+        links: UnsubscribeLinks::new(unsubscribe_secret, &config.public_url()),
+        salesforce,
     };
     let app = crate::router(AppState::new(db, &settings));
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -160,6 +186,24 @@ pub async fn verify_audit(config: &Config) -> anyhow::Result<bool> {
         })
     );
     Ok(v.valid)
+}
+
+/// `consentry sync-crm`: one sync run; `Ok(false)` when it hit an error.
+pub async fn sync_crm(config: &Config) -> anyhow::Result<bool> {
+    let sf = config.salesforce()?;
+    let db = connect(config).await?;
+    let caller = crate::auth::Caller::new(crate::auth::Actor::new("consentry-cli", [Role::Admin]));
+    let r = crm::sync_crm(&db, &caller, sf.as_ref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "pulled": r.pulled, "pushed": r.pushed, "conflicts": r.conflicts,
+            "errors": r.errors, "error": r.error, "conflictPersonIds": r.conflict_person_ids,
+        })
+    );
+    Ok(r.errors == 0)
 }
 
 /// `consentry seed --people N`.

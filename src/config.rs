@@ -98,6 +98,43 @@ pub struct Config {
     )]
     pub unsubscribe_secret: Option<Secret>,
 
+    /// SMTP server for outgoing email, e.g. `smtp://mail:25`,
+    /// `smtps://user:pass@mail:465`, `smtp://mail:587?tls=required`. Without
+    /// it, messages stay in the outbox as QUEUED.
+    #[arg(
+        long,
+        env = "CONSENTRY_SMTP_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub smtp_url: Option<String>,
+
+    /// Sender address of outgoing email.
+    #[arg(
+        long,
+        env = "CONSENTRY_EMAIL_FROM",
+        default_value = "consentry <no-reply@localhost>",
+        global = true
+    )]
+    pub email_from: String,
+
+    /// Salesforce instance URL, e.g. `https://yourorg.my.salesforce.com`.
+    #[arg(long, env = "CONSENTRY_SALESFORCE_URL", global = true)]
+    pub salesforce_url: Option<String>,
+
+    /// Salesforce OAuth access token.
+    #[arg(
+        long,
+        env = "CONSENTRY_SALESFORCE_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub salesforce_token: Option<Secret>,
+
+    /// Run the CRM sync this often while serving (e.g. `15m`); off when unset.
+    #[arg(long, env = "CONSENTRY_CRM_SYNC_INTERVAL", value_parser = humantime::parse_duration, global = true)]
+    pub crm_sync_interval: Option<std::time::Duration>,
+
     /// Maximum GraphQL query depth.
     #[arg(long, env = "CONSENTRY_MAX_DEPTH", default_value_t = 16, global = true)]
     pub max_depth: usize,
@@ -132,6 +169,27 @@ pub struct Config {
 }
 
 impl Config {
+    /// The public base URL: `CONSENTRY_PUBLIC_URL`, else `http://{listen}`.
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The Salesforce client, when both URL and token are configured.
+    pub fn salesforce(&self) -> anyhow::Result<Option<crate::service::crm::Salesforce>> {
+        match (&self.salesforce_url, &self.salesforce_token) {
+            (Some(url), Some(token)) => Ok(Some(crate::service::crm::Salesforce::new(
+                url,
+                token.clone(),
+            )?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!(
+                "set both CONSENTRY_SALESFORCE_URL and CONSENTRY_SALESFORCE_TOKEN, or neither"
+            ),
+        }
+    }
+
     /// The GraphQL limits this configuration asks for.
     pub fn limits(&self) -> crate::graphql::Limits {
         crate::graphql::Limits {

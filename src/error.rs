@@ -103,8 +103,8 @@ impl Error {
                     ids.iter().map(|id| id.to_string().into()).collect();
                 ext.insert("ids".into(), ids.into());
             }
-            Error::Internal(cause) => {
-                tracing::error!(request_id, error = %format_args!("{cause:#}"), "internal error");
+            Error::Internal(_) => {
+                self.log(request_id);
                 if let Some(id) = request_id {
                     ext.insert("requestId".into(), id.into());
                 }
@@ -112,6 +112,14 @@ impl Error {
             _ => {}
         }
         ext
+    }
+
+    /// Logs an internal error with its cause and the request id; other
+    /// errors are the client's and are not logged.
+    pub fn log(&self, request_id: Option<&str>) {
+        if let Error::Internal(cause) = self {
+            tracing::error!(request_id, error = %format_args!("{cause:#}"), "internal error");
+        }
     }
 
     /// A GraphQL-shaped JSON body with this one error.

@@ -20,6 +20,8 @@ use std::sync::Arc;
 use crate::auth::{JwtSettings, JwtVerifier};
 use crate::db::Db;
 use crate::graphql::{AppSchema, Limits};
+use crate::service::crm::Salesforce;
+use crate::service::links::UnsubscribeLinks;
 
 pub use crate::http::router;
 
@@ -32,6 +34,20 @@ pub struct Settings {
     pub limits: Limits,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Signs and checks unsubscribe links.
+    pub links: UnsubscribeLinks,
+    /// The CRM, when configured.
+    pub salesforce: Option<Salesforce>,
+}
+
+/// Outside systems and signing keys the resolvers need, attached to each
+/// GraphQL request.
+#[derive(Clone, Debug)]
+pub struct Integrations {
+    /// Signs and checks unsubscribe links.
+    pub links: UnsubscribeLinks,
+    /// The CRM, when configured.
+    pub salesforce: Option<Salesforce>,
 }
 
 /// Shared state of a running server.
@@ -44,6 +60,8 @@ pub struct App {
     pub verifier: JwtVerifier,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Unsubscribe links and the CRM.
+    pub integrations: Arc<Integrations>,
 }
 
 /// Cheaply cloneable handle on [`App`], the axum state.
@@ -58,6 +76,10 @@ impl AppState {
             schema: graphql::build_schema(&settings.limits),
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.max_body_bytes,
+            integrations: Arc::new(Integrations {
+                links: settings.links.clone(),
+                salesforce: settings.salesforce.clone(),
+            }),
         }))
     }
 }

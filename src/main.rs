@@ -46,6 +46,8 @@ enum Command {
     Schema,
     /// Recompute the audit hash chain; exit 1 when it does not verify.
     VerifyAudit,
+    /// Run one two-way opt-out sync with Salesforce; exit 1 when it fails.
+    SyncCrm,
     /// Insert sample people (set-based; for demos and benchmarks).
     Seed {
         /// How many people to insert.
@@ -95,6 +97,11 @@ async fn main() -> ExitCode {
             Ok(())
         }
         Command::VerifyAudit => match commands::verify_audit(config).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::SyncCrm => match commands::sync_crm(config).await {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),

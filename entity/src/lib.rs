@@ -7,5 +7,8 @@
 pub mod audit_chain_head;
 pub mod audit_event;
 pub mod audit_event_person;
+pub mod crm_outbox;
+pub mod crm_sync_state;
+pub mod email_message;
 pub mod person;
 pub mod subscription_event;

@@ -3,6 +3,8 @@
 
 mod audit;
 mod compliance;
+mod crm;
+mod email;
 mod errors;
 mod people;
 mod scalars;
@@ -12,6 +14,7 @@ mod viewer;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, SDLExportOptions, Schema};
 
+use crate::Integrations;
 use crate::auth::Caller;
 use crate::db::Db;
 use crate::error::Error;
@@ -29,6 +32,8 @@ pub struct Mutation(
     people::PeopleMutation,
     compliance::ComplianceMutation,
     subscriptions::SubscriptionMutation,
+    email::EmailMutation,
+    crm::CrmMutation,
 );
 
 /// Limits on what one GraphQL document may ask for; checked before any
@@ -85,4 +90,11 @@ fn request<'a>(ctx: &Context<'a>) -> Result<(&'a Db, &'a Caller), Error> {
         (Some(db), Some(caller)) => Ok((db, caller)),
         _ => Err(anyhow::anyhow!("request data (database, caller) missing").into()),
     }
+}
+
+/// The request's integrations (unsubscribe links, the CRM).
+fn integrations<'a>(ctx: &Context<'a>) -> Result<&'a Integrations, Error> {
+    ctx.data_opt::<std::sync::Arc<Integrations>>()
+        .map(|i| i.as_ref())
+        .ok_or_else(|| anyhow::anyhow!("request data (integrations) missing").into())
 }

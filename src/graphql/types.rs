@@ -13,7 +13,7 @@ use super::scalars::Date;
 use crate::audit::{self, EventFilter};
 use crate::domain::{self, Person};
 use crate::error::Error;
-use crate::service::{self, Page, subscriptions};
+use crate::service::{self, Page, email, subscriptions};
 
 /// Legal basis for processing (GDPR Art. 6).
 #[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
@@ -326,6 +326,15 @@ impl PersonObject {
             .map(SubscriptionEventObject)
             .collect())
     }
+    /// Emails sent to this person, newest first.
+    async fn emails(&self, ctx: &Context<'_>) -> Result<Vec<EmailMessageObject>> {
+        let (db, caller) = request(ctx)?;
+        Ok(email::list_emails(db, caller, self.0.id)
+            .await?
+            .into_iter()
+            .map(EmailMessageObject)
+            .collect())
+    }
     /// The audit events naming this person, newest first (compliance, admin).
     async fn audit_trail(
         &self,
@@ -465,5 +474,78 @@ impl AuditEventObject {
     }
     async fn hash(&self) -> &str {
         &self.0.hash
+    }
+}
+
+/// Where a message is in its delivery.
+#[derive(Enum, Copy, Clone, Debug, Eq, PartialEq)]
+#[graphql(remote = "crate::service::email::EmailStatus")]
+pub enum EmailStatus {
+    Queued,
+    Sending,
+    Sent,
+    Failed,
+}
+
+/// One header of a message.
+#[derive(SimpleObject)]
+pub struct EmailHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// An email in the outbox.
+pub struct EmailMessageObject(pub email::EmailMessage);
+
+#[Object(name = "EmailMessage")]
+impl EmailMessageObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn person_id(&self) -> Uuid {
+        self.0.person_id
+    }
+    /// The recipient address.
+    async fn to(&self) -> &str {
+        &self.0.to
+    }
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+    /// The text body, with the unsubscribe footer.
+    async fn text_body(&self) -> &str {
+        &self.0.text_body
+    }
+    /// The HTML body, with the unsubscribe footer.
+    async fn html_body(&self) -> Option<&str> {
+        self.0.html_body.as_deref()
+    }
+    /// Headers the server adds (`List-Unsubscribe`, `List-Unsubscribe-Post`).
+    async fn headers(&self) -> Vec<EmailHeader> {
+        self.0
+            .headers
+            .iter()
+            .map(|h| EmailHeader {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect()
+    }
+    async fn status(&self) -> EmailStatus {
+        self.0.status.into()
+    }
+    /// Delivery attempts so far.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts
+    }
+    /// The last delivery error.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sent_at
     }
 }

@@ -32,7 +32,10 @@ fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Actor, Error> {
 async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
     let caller = Caller::new(actor);
     let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
-    let request = request.data(app.db.clone()).data(caller);
+    let request = request
+        .data(app.db.clone())
+        .data(app.integrations.clone())
+        .data(caller);
     let response = app.schema.execute(request).instrument(span).await;
     GraphQLResponse::from(response).into_response()
 }

@@ -1,8 +1,9 @@
-//! The axum router: `/graphql` (POST; GET for queries and GraphiQL),
-//! `/healthz` and `/readyz`.
+//! The axum router: `/graphql` (POST; GET for queries and GraphiQL), the
+//! public unsubscribe pages, `/healthz` and `/readyz`.
 
 mod graphql;
 mod health;
+mod unsubscribe;
 
 use axum::Router;
 use axum::routing::get;
@@ -14,6 +15,10 @@ use crate::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(TraceLayer::new_for_http())

@@ -5,6 +5,9 @@
 
 pub mod audit_trail;
 pub mod compliance;
+pub mod crm;
+pub mod email;
+pub mod links;
 pub mod people;
 pub mod seed;
 pub mod subscriptions;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::people::{lock_person, to_person};
 use super::{authorize, require};
 use crate::audit::{self, Action, FieldChange, NewEvent};
-use crate::auth::{Caller, Permission};
+use crate::auth::{Actor, Caller, Permission};
 use crate::db::Db;
 use crate::domain::{Person, Text, stored_enum};
 use crate::error::{Error, Result};
@@ -123,6 +123,23 @@ pub async fn unsubscribe(
     Ok(person)
 }
 
+/// The audit actor for a person acting through their unsubscribe link.
+pub fn data_subject(person_id: Uuid) -> Caller {
+    Caller::new(Actor::new(format!("data-subject:{person_id}"), []))
+}
+
+/// Unsubscribes the person an unsubscribe link names (channel
+/// `UNSUBSCRIBE_LINK`, actor `data-subject:{id}`). The verified link is the
+/// authority, so no role is needed. `NOT_FOUND` for an unknown person.
+#[tracing::instrument(skip(db))]
+pub async fn unsubscribe_by_link(db: &Db, person_id: Uuid) -> Result<Person> {
+    let caller = data_subject(person_id);
+    let txn = db.begin_write().await?;
+    let person = opt_out(&*txn, &caller, person_id, Channel::UnsubscribeLink, None).await?;
+    txn.commit().await?;
+    Ok(person)
+}
+
 /// Records an opt-out through `channel` inside `txn` and audits it; shared
 /// by every way a person can unsubscribe.
 pub(crate) async fn opt_out<C: ConnectionTrait>(
@@ -154,6 +171,9 @@ pub(crate) async fn opt_out<C: ConnectionTrait>(
             before: Value::Bool(false),
             after: Value::Bool(true),
         });
+        if channel != Channel::CrmSync {
+            super::crm::enqueue_push(txn, person_id, true).await?;
+        }
         set_state(txn, person_id, Some(now)).await?
     };
     audit::append(
@@ -222,6 +242,7 @@ pub async fn resubscribe(
     )
     .await?;
     let row = set_state(&*txn, person_id, None).await?;
+    super::crm::enqueue_push(&*txn, person_id, false).await?;
     let changes = vec![
         FieldChange {
             field: "unsubscribed".into(),

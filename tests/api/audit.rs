@@ -48,6 +48,13 @@ fn audited_mutations(id: &str, other: &str) -> Vec<(&'static str, String, &'stat
             "SOURCE_BULK_UPDATED",
         ),
         (
+            "sendEmail",
+            format!(
+                "mutation {{ sendEmail(personId: \"{id}\", subject: \"Hi\", textBody: \"Hello\") {{ id }} }}"
+            ),
+            "EMAIL_SENT",
+        ),
+        (
             "unsubscribe",
             format!("mutation {{ unsubscribe(personId: \"{id}\") {{ id }} }}"),
             "UNSUBSCRIBED",
@@ -59,15 +66,33 @@ fn audited_mutations(id: &str, other: &str) -> Vec<(&'static str, String, &'stat
             ),
             "RESUBSCRIBED",
         ),
+        (
+            "syncCrm",
+            "mutation { syncCrm { pulled } }".into(),
+            "CRM_SYNCED",
+        ),
     ]
 }
 
 async fn every_mutation_writes_one_success_event_naming_its_people(app: &TestApp) {
     let id = app.person_id("one@example.com").await;
     let other = app.person_id("two@example.com").await;
+    let crm = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({ "done": true, "records": [] })),
+        )
+        .mount(&crm)
+        .await;
+    let sf =
+        consentry::service::crm::Salesforce::new(&crm.uri(), consentry::config::Secret::new("t"))
+            .unwrap();
+    let router = app.with_settings(|s| s.salesforce = Some(sf));
     for (name, document, action) in audited_mutations(&id, &other) {
         let before = app.audit_count().await;
-        app.ok(&app.admin(), &document, json!({})).await;
+        let body = graphql(&router, &app.admin(), &document).await;
+        assert!(body.get("errors").is_none(), "{name}: {body}");
         assert_eq!(
             app.audit_count().await,
             before + 1,
@@ -80,13 +105,13 @@ async fn every_mutation_writes_one_success_event_naming_its_people(app: &TestApp
         assert_eq!(event["actorRoles"], json!(["admin"]), "{name}");
         assert!(event["requestId"].is_string(), "{name}");
         let named = event["personIds"].as_array().unwrap();
-        if name != "createPerson" {
-            assert!(
+        match name {
+            "createPerson" => assert_eq!(named.len(), 1, "names the new person"),
+            "syncCrm" => assert!(named.is_empty(), "names only people in conflict"),
+            _ => assert!(
                 named.contains(&json!(id)),
                 "{name} names its person: {event}"
-            );
-        } else {
-            assert_eq!(named.len(), 1);
+            ),
         }
     }
 }

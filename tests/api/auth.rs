@@ -193,6 +193,13 @@ fn matrix(person: &str) -> Vec<(&'static str, String, &'static [Role])> {
             EDIT,
         ),
         (
+            "sendEmail",
+            format!(
+                "mutation {{ sendEmail(personId: \"{id}\", subject: \"Hi\", textBody: \"Hello\") {{ id }} }}"
+            ),
+            EDIT,
+        ),
+        (
             "unsubscribe",
             format!("mutation {{ unsubscribe(personId: \"{id}\") {{ id }} }}"),
             ALL,
@@ -218,6 +225,11 @@ fn matrix(person: &str) -> Vec<(&'static str, String, &'static [Role])> {
                 "mutation {{ resubscribe(personId: \"{id}\", reconsent: {{consentDate: \"{}\", method: \"form\", evidence: \"e\"}}) {{ id }} }}",
                 chrono::Utc::now().date_naive()
             ),
+            &[Admin],
+        ),
+        (
+            "syncCrm",
+            "mutation { syncCrm { pulled } }".into(),
             &[Admin],
         ),
     ]

@@ -10,6 +10,7 @@ use consentry::auth::{JwtSettings, Role, issue_token};
 use consentry::config::Secret;
 use consentry::db::Db;
 use consentry::graphql::Limits;
+use consentry::service::links::UnsubscribeLinks;
 use consentry::{AppState, Settings};
 use http_body_util::BodyExt;
 use sea_orm::{ConnectionTrait, Database, Statement};
@@ -57,12 +58,22 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The public URL unsubscribe links in tests point at.
+pub const PUBLIC_URL: &str = "https://consentry.test";
+
 fn settings(jwt: &JwtSettings) -> Settings {
     Settings {
         jwt: jwt.clone(),
         limits: Limits::default(),
         max_body_bytes: 8 * 1024 * 1024,
+        links: links(),
+        salesforce: None,
     }
+}
+
+/// The unsubscribe links the test server signs.
+pub fn links() -> UnsubscribeLinks {
+    UnsubscribeLinks::new(Secret::new("test-unsubscribe-secret"), PUBLIC_URL)
 }
 
 impl TestApp {
@@ -176,6 +187,23 @@ impl TestApp {
             .to_bytes()
             .to_vec();
         (status, headers, body)
+    }
+
+    /// Sends a bodiless request; returns status, headers and the body as text.
+    pub async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let (status, headers, body) = self
+            .send(&self.router, req.body(Body::empty()).expect("request"))
+            .await;
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 
     /// POSTs a JSON body to `/graphql`; returns the status and JSON body.

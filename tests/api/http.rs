@@ -14,14 +14,7 @@ async fn get(
     uri: &str,
     token: Option<&str>,
 ) -> (StatusCode, axum::http::HeaderMap, String) {
-    let mut req = Request::get(uri);
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let (status, headers, body) = app
-        .send(&app.router, req.body(Body::empty()).unwrap())
-        .await;
-    (status, headers, String::from_utf8_lossy(&body).into_owned())
+    app.call("GET", uri, token).await
 }
 
 async fn graphiql_page_is_served_without_a_token(app: &TestApp) {

@@ -6,11 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod smtp_sink;
 
 mod audit;
 mod auth;
 mod cli;
 mod compliance;
+mod crm;
+mod email;
 mod http;
 mod people;
 mod subscriptions;
+mod unsubscribe;
