@@ -97,3 +97,38 @@ fn schema_command_prints_schema_graphql() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert!(String::from_utf8(out.stdout).unwrap() == file);
 }
+
+#[tokio::test]
+async fn sync_crm_command_reports_and_exits_1_when_salesforce_refuses() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("crm.db").display());
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({ "done": true, "records": [] })),
+        )
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let env = [
+        ("CONSENTRY_DATABASE_URL", url.as_str()),
+        ("CONSENTRY_SALESFORCE_URL", &server.uri()),
+        ("CONSENTRY_SALESFORCE_TOKEN", "t"),
+    ];
+    let ok = consentry(&["sync-crm"], &env);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("\"errors\":0"));
+    let refused = consentry(&["sync-crm"], &env);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stdout).contains("401"));
+}
