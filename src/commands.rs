@@ -12,6 +12,7 @@ use crate::db::Db;
 use crate::service::crm;
 use crate::service::email::{Mailer, spawn_delivery};
 use crate::service::links::UnsubscribeLinks;
+use crate::service::suppression::Suppression;
 use crate::{AppState, Settings, graphql, service};
 
 /// People `serve --demo` seeds into an empty database.
@@ -109,7 +110,8 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         jwt,
         limits: config.limits(),
         max_body_bytes: config.max_body_bytes,
-        links: UnsubscribeLinks::new(unsubscribe_secret, &config.public_url()),
+        links: UnsubscribeLinks::new(unsubscribe_secret.clone(), &config.public_url()),
+        suppression: Suppression::new(unsubscribe_secret),
         salesforce,
     };
     let app = crate::router(AppState::new(db, &settings));

@@ -68,6 +68,8 @@ impl Db {
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(SQLITE_BUSY_TIMEOUT)
                         .foreign_keys(true)
+                        // Deleted content is overwritten, so erased data leaves the file.
+                        .pragma("secure_delete", "ON")
                 });
             if in_memory {
                 // An in-memory database lives only as long as its connection.

@@ -22,6 +22,7 @@ use crate::db::Db;
 use crate::graphql::{AppSchema, Limits};
 use crate::service::crm::Salesforce;
 use crate::service::links::UnsubscribeLinks;
+use crate::service::suppression::Suppression;
 
 pub use crate::http::router;
 
@@ -38,6 +39,8 @@ pub struct Settings {
     pub links: UnsubscribeLinks,
     /// The CRM, when configured.
     pub salesforce: Option<Salesforce>,
+    /// Hashes emails for the suppression list.
+    pub suppression: Suppression,
 }
 
 /// Outside systems and signing keys the resolvers need, attached to each
@@ -48,6 +51,8 @@ pub struct Integrations {
     pub links: UnsubscribeLinks,
     /// The CRM, when configured.
     pub salesforce: Option<Salesforce>,
+    /// Hashes emails for the suppression list.
+    pub suppression: Suppression,
 }
 
 /// Shared state of a running server.
@@ -79,6 +84,7 @@ impl AppState {
             integrations: Arc::new(Integrations {
                 links: settings.links.clone(),
                 salesforce: settings.salesforce.clone(),
+                suppression: settings.suppression.clone(),
             }),
         }))
     }

@@ -11,4 +11,6 @@ pub mod crm_outbox;
 pub mod crm_sync_state;
 pub mod email_message;
 pub mod person;
+pub mod person_key;
 pub mod subscription_event;
+pub mod suppressed_email;

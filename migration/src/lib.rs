@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
 mod m20261123_000002_email_crm;
+mod m20261123_000003_erasure;
 
 /// The ordered list of consentry migrations.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_email_crm::Migration),
+            Box::new(m20261123_000003_erasure::Migration),
         ]
     }
 }

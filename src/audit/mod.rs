@@ -4,6 +4,7 @@
 
 mod chain;
 mod reader;
+pub(crate) mod shred;
 mod writer;
 
 use chrono::{DateTime, Utc};
@@ -66,15 +67,29 @@ stored_enum!(Outcome {
     Denied => "DENIED",
 });
 
-/// One field's value before and after, as stored in the event.
+/// One field's value before and after.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: String,
     pub before: Value,
     pub after: Value,
+    /// Read back only: the values were personal data of an erased person
+    /// and are gone (crypto-shredded).
+    #[serde(skip)]
+    pub erased: bool,
 }
 
 impl FieldChange {
+    /// A change of `field` from `before` to `after`.
+    pub fn new(field: &str, before: Value, after: Value) -> Self {
+        FieldChange {
+            field: field.to_owned(),
+            before,
+            after,
+            erased: false,
+        }
+    }
+
     /// The changes between two lists of `(field, value)` pairs, in order:
     /// only fields whose value differs.
     pub fn diff<const N: usize>(
@@ -85,11 +100,7 @@ impl FieldChange {
             .into_iter()
             .zip(after)
             .filter(|((_, b), (_, a))| a != b)
-            .map(|((field, before), (_, after))| FieldChange {
-                field: field.to_owned(),
-                before,
-                after,
-            })
+            .map(|((field, before), (_, after))| FieldChange::new(field, before, after))
             .collect()
     }
 }

@@ -89,13 +89,21 @@ pub async fn list<C: ConnectionTrait>(
     rows.truncate(first as usize);
     let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
     let mut subjects = load_subjects(conn, &sequences).await?;
-    let events = rows
+    let mut events = rows
         .into_iter()
         .map(|row| {
             let rows = subjects.remove(&row.sequence).unwrap_or_default();
             to_event(row, rows)
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    super::shred::open(
+        conn,
+        events
+            .iter_mut()
+            .flat_map(|e| e.subjects.iter_mut())
+            .collect(),
+    )
+    .await?;
     Ok((events, has_next))
 }
 

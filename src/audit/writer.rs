@@ -16,7 +16,8 @@ use crate::error::Error;
 /// PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_INSERT: usize = 8_000;
 
-/// Appends `event` to the chain inside `txn` and returns it as stored.
+/// Appends `event` to the chain inside `txn` and returns it (with its
+/// values in the clear; personal values are stored sealed).
 ///
 /// The chain head row is locked (`FOR UPDATE` on PostgreSQL; SQLite write
 /// transactions are already serialised), so concurrent appenders, in this
@@ -55,13 +56,15 @@ pub async fn append<C: ConnectionTrait>(txn: &C, event: NewEvent) -> Result<Audi
         previous_hash: head.last_hash,
         hash: String::new(),
     };
+    let sealed = super::shred::seal(txn, &subjects).await?;
     let person_rows = subjects
         .iter()
-        .map(|s| {
+        .zip(&sealed)
+        .map(|(s, changes)| {
             Ok(audit_event_person::Model {
                 event_sequence: sequence,
                 person_id: s.person_id,
-                changes: serde_json::to_string(&s.changes)?,
+                changes: serde_json::to_string(changes)?,
             })
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()

@@ -51,6 +51,8 @@ pub enum Permission {
     ReadAudit,
     /// `resubscribe`, `syncCrm`.
     Resubscribe,
+    /// `createPerson` with `overrideSuppression: true`.
+    OverrideSuppression,
 }
 
 impl Permission {
@@ -63,7 +65,7 @@ impl Permission {
             }
             Permission::EditPeople => &[Sales, Admin],
             Permission::EraseAndAccess | Permission::ReadAudit => &[Compliance, Admin],
-            Permission::Resubscribe => &[Admin],
+            Permission::Resubscribe | Permission::OverrideSuppression => &[Admin],
         }
     }
 }

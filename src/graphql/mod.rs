@@ -5,6 +5,7 @@ mod audit;
 mod compliance;
 mod crm;
 mod email;
+mod erasure;
 mod errors;
 mod people;
 mod scalars;
@@ -34,6 +35,7 @@ pub struct Mutation(
     subscriptions::SubscriptionMutation,
     email::EmailMutation,
     crm::CrmMutation,
+    erasure::ErasureMutation,
 );
 
 /// Limits on what one GraphQL document may ask for; checked before any

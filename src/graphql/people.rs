@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::compliance::ComplianceCardInput;
-use super::request;
 use super::types::{
     AuthorizationType, PersonConnection, PersonObject, SourceType, person_connection, person_cursor,
 };
+use super::{integrations, request};
 use crate::domain;
 use crate::service::{self, people};
 
@@ -63,6 +63,11 @@ pub struct CreatePersonInput {
     pub twitter: Option<String>,
     pub linkedin: Option<String>,
     pub compliance_card: Option<ComplianceCardInput>,
+    /// Admin only: create even though the email belongs to an erased person.
+    #[graphql(default)]
+    pub override_suppression: bool,
+    /// Why the suppression is overridden (required with `overrideSuppression`).
+    pub override_reason: Option<String>,
 }
 
 /// Contact fields to change: an absent field is kept, `null` clears it.
@@ -146,9 +151,21 @@ impl PeopleMutation {
             linkedin: input.linkedin,
         };
         let card = input.compliance_card.map(Into::into);
-        Ok(PersonObject(
-            people::create_person(db, caller, &contact, card.as_ref()).await?,
-        ))
+        let override_reason = match (input.override_suppression, input.override_reason) {
+            (false, _) => None,
+            (true, reason) => Some(reason.unwrap_or_default()),
+        };
+        let suppression = &integrations(ctx)?.suppression;
+        let person = people::create_person(
+            db,
+            caller,
+            suppression,
+            &contact,
+            card.as_ref(),
+            override_reason.as_deref(),
+        )
+        .await?;
+        Ok(PersonObject(person))
     }
 
     /// Edits a person's contact fields (sales, admin).
@@ -173,8 +190,9 @@ impl PeopleMutation {
             twitter: patch(input.twitter),
             linkedin: patch(input.linkedin),
         };
+        let suppression = &integrations(ctx)?.suppression;
         Ok(PersonObject(
-            people::update_person(db, caller, id, &p).await?,
+            people::update_person(db, caller, suppression, id, &p).await?,
         ))
     }
 }

@@ -454,7 +454,7 @@ impl AuditEventObject {
                     field: c.field.clone(),
                     before: Json(c.before.clone()),
                     after: Json(c.after.clone()),
-                    erased: false,
+                    erased: c.erased,
                 })
             })
             .collect()

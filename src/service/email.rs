@@ -237,11 +237,11 @@ pub async fn send_email(
     email_message::Entity::insert(email_message::ActiveModel::from(row.clone()))
         .exec_without_returning(&*txn)
         .await?;
-    let changes = vec![FieldChange {
-        field: "emailSubject".into(),
-        before: serde_json::Value::Null,
-        after: subject.as_str().into(),
-    }];
+    let changes = vec![FieldChange::new(
+        "emailSubject",
+        serde_json::Value::Null,
+        subject.as_str().into(),
+    )];
     audit::append(
         &*txn,
         NewEvent::success(caller, Action::EmailSent)

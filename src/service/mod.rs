@@ -7,10 +7,12 @@ pub mod audit_trail;
 pub mod compliance;
 pub mod crm;
 pub mod email;
+pub mod erasure;
 pub mod links;
 pub mod people;
 pub mod seed;
 pub mod subscriptions;
+pub mod suppression;
 
 use uuid::Uuid;
 

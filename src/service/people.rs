@@ -10,6 +10,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::compliance::{CardInput, set_authorization, set_source};
+use super::suppression::Suppression;
 use super::{Page, authorize, require};
 use crate::audit::{self, Action, FieldChange, NewEvent};
 use crate::auth::{Caller, Permission};
@@ -309,12 +310,16 @@ pub async fn count_people(db: &Db, caller: &Caller, filter: &PeopleFilter) -> Re
 }
 
 /// Creates a person with an optional compliance card (`PERSON_CREATED`).
-#[tracing::instrument(skip(db, caller, contact, card))]
+/// A suppressed (erased) email is a `CONFLICT` unless an admin overrides it
+/// with `override_reason`, which the audit event records.
+#[tracing::instrument(skip(db, caller, suppression, contact, card, override_reason))]
 pub async fn create_person(
     db: &Db,
     caller: &Caller,
+    suppression: &Suppression,
     contact: &ContactInput,
     card: Option<&CardInput>,
+    override_reason: Option<&str>,
 ) -> Result<Person> {
     authorize(
         db,
@@ -324,6 +329,19 @@ pub async fn create_person(
         &[],
     )
     .await?;
+    if override_reason.is_some() {
+        authorize(
+            db,
+            caller,
+            Permission::OverrideSuppression,
+            Action::PersonCreated,
+            &[],
+        )
+        .await?;
+    }
+    let override_reason = override_reason
+        .map(|r| Text::parse("overrideReason", r))
+        .transpose()?;
     let contact = contact.parse()?;
     let card = card.map(CardInput::parse).transpose()?.unwrap_or_default();
     let now = crate::time::now();
@@ -341,6 +359,16 @@ pub async fn create_person(
     set_source(&mut row, card.source.as_ref());
 
     let txn = db.begin_write().await?;
+    let overridden = match &override_reason {
+        None => {
+            suppression.check(&*txn, contact.email.as_ref()).await?;
+            false
+        }
+        Some(_) => match &contact.email {
+            Some(email) => suppression.contains(&*txn, email).await?,
+            None => false,
+        },
+    };
     let stored = person::Entity::insert(row)
         .exec_with_returning(&*txn)
         .await
@@ -358,20 +386,24 @@ pub async fn create_person(
         ComplianceCard::default().source_values(),
         person.card.source_values(),
     ));
-    audit::append(
-        &*txn,
-        NewEvent::success(caller, Action::PersonCreated).subject(id, changes),
-    )
-    .await?;
+    let mut event = NewEvent::success(caller, Action::PersonCreated).subject(id, changes);
+    if overridden {
+        event = event
+            .reason(override_reason.map(String::from))
+            .details(serde_json::json!({ "suppressionOverridden": true }));
+    }
+    audit::append(&*txn, event).await?;
     txn.commit().await?;
     Ok(person)
 }
 
-/// Edits contact fields (`PERSON_UPDATED`).
-#[tracing::instrument(skip(db, caller, patch))]
+/// Edits contact fields (`PERSON_UPDATED`). A new email may not be a
+/// suppressed one.
+#[tracing::instrument(skip(db, caller, suppression, patch))]
 pub async fn update_person(
     db: &Db,
     caller: &Caller,
+    suppression: &Suppression,
     id: Uuid,
     patch: &ContactPatch,
 ) -> Result<Person> {
@@ -389,6 +421,9 @@ pub async fn update_person(
     let txn = db.begin_write().await?;
     let before = to_person(lock_person(&*txn, id).await?)?;
     let contact = patch.apply(&before.contact)?;
+    if contact.email != before.contact.email {
+        suppression.check(&*txn, contact.email.as_ref()).await?;
+    }
     let changes = FieldChange::diff(before.contact.audit_values(), contact.audit_values());
     let mut row = person::ActiveModel {
         id: sea_orm::ActiveValue::Unchanged(id),

@@ -166,11 +166,11 @@ pub(crate) async fn opt_out<C: ConnectionTrait>(
             None,
         )
         .await?;
-        changes.push(FieldChange {
-            field: "unsubscribed".into(),
-            before: Value::Bool(false),
-            after: Value::Bool(true),
-        });
+        changes.push(FieldChange::new(
+            "unsubscribed",
+            Value::Bool(false),
+            Value::Bool(true),
+        ));
         if channel != Channel::CrmSync {
             super::crm::enqueue_push(txn, person_id, true).await?;
         }
@@ -244,26 +244,14 @@ pub async fn resubscribe(
     let row = set_state(&*txn, person_id, None).await?;
     super::crm::enqueue_push(&*txn, person_id, false).await?;
     let changes = vec![
-        FieldChange {
-            field: "unsubscribed".into(),
-            before: Value::Bool(true),
-            after: Value::Bool(false),
-        },
-        FieldChange {
-            field: "reconsentDate".into(),
-            before: Value::Null,
-            after: Value::String(reconsent.consent_date.to_string()),
-        },
-        FieldChange {
-            field: "reconsentMethod".into(),
-            before: Value::Null,
-            after: method.as_str().into(),
-        },
-        FieldChange {
-            field: "reconsentEvidence".into(),
-            before: Value::Null,
-            after: evidence.as_str().into(),
-        },
+        FieldChange::new("unsubscribed", Value::Bool(true), Value::Bool(false)),
+        FieldChange::new(
+            "reconsentDate",
+            Value::Null,
+            Value::String(reconsent.consent_date.to_string()),
+        ),
+        FieldChange::new("reconsentMethod", Value::Null, method.as_str().into()),
+        FieldChange::new("reconsentEvidence", Value::Null, evidence.as_str().into()),
     ];
     audit::append(
         &*txn,

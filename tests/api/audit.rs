@@ -71,6 +71,11 @@ fn audited_mutations(id: &str, other: &str) -> Vec<(&'static str, String, &'stat
             "mutation { syncCrm { pulled } }".into(),
             "CRM_SYNCED",
         ),
+        (
+            "erasePerson",
+            format!("mutation {{ erasePerson(id: \"{id}\", reason: \"request\") {{ personId }} }}"),
+            "PERSON_ERASED",
+        ),
     ]
 }
 

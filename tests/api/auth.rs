@@ -232,6 +232,11 @@ fn matrix(person: &str) -> Vec<(&'static str, String, &'static [Role])> {
             "mutation { syncCrm { pulled } }".into(),
             &[Admin],
         ),
+        (
+            "erasePerson",
+            format!("mutation {{ erasePerson(id: \"{id}\", reason: \"request\") {{ personId }} }}"),
+            AUDIT,
+        ),
     ]
 }
 

@@ -68,6 +68,9 @@ fn settings(jwt: &JwtSettings) -> Settings {
         max_body_bytes: 8 * 1024 * 1024,
         links: links(),
         salesforce: None,
+        suppression: consentry::service::suppression::Suppression::new(Secret::new(
+            "test-unsubscribe-secret",
+        )),
     }
 }
 

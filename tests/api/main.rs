@@ -14,6 +14,7 @@ mod cli;
 mod compliance;
 mod crm;
 mod email;
+mod erasure;
 mod http;
 mod people;
 mod subscriptions;

@@ -1,0 +1,272 @@
+//! Crypto-shredding. Personal values in audit changes (every contact field
+//! and every free text) are stored sealed with AES-256-GCM under a key of
+//! their own person, kept in `person_key`. The hash chain covers the stored
+//! (sealed) form, so erasure can delete the key, leaving those values
+//! unreadable (`null`, `erased: true`) while every hash still verifies.
+//!
+//! Stored form of a sealed value: `{"sealed": base64url(nonce ‖ ciphertext)}`,
+//! with the person id and field name as associated data, so a sealed value
+//! cannot be moved to another person or field.
+
+use std::collections::HashMap;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use entity::person_key;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{FieldChange, Subject};
+use crate::error::{Error, Result};
+
+/// Fields whose values are personal data.
+const PERSONAL: &[&str] = &[
+    "firstName",
+    "lastName",
+    "company",
+    "title",
+    "email",
+    "phone",
+    "website",
+    "other",
+    "salesforceId",
+    "facebook",
+    "twitter",
+    "linkedin",
+    "authorizationOther",
+    "processingPurpose",
+    "sourceOther",
+    "reconsentMethod",
+    "reconsentEvidence",
+    "emailSubject",
+];
+
+/// Ids per `IN (…)` and keys per INSERT.
+const CHUNK: usize = 5_000;
+
+/// Whether `field` holds personal data (and is stored sealed).
+pub fn is_personal(field: &str) -> bool {
+    PERSONAL.contains(&field)
+}
+
+fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no system randomness: {e}"))?;
+    Ok(bytes)
+}
+
+fn cipher(key: &[u8]) -> Result<Aes256Gcm> {
+    Aes256Gcm::new_from_slice(key)
+        .map_err(|_| anyhow::anyhow!("a person key is not 32 bytes").into())
+}
+
+fn aad(person_id: Uuid, field: &str) -> Vec<u8> {
+    let mut aad = person_id.as_bytes().to_vec();
+    aad.extend_from_slice(field.as_bytes());
+    aad
+}
+
+fn seal_value(cipher: &Aes256Gcm, person_id: Uuid, field: &str, value: &Value) -> Result<Value> {
+    let nonce: [u8; 12] = random()?;
+    let plaintext = serde_json::to_vec(value).map_err(anyhow::Error::from)?;
+    let aad = aad(person_id, field);
+    let sealed = cipher
+        .encrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| anyhow::anyhow!("sealing an audit value failed"))?;
+    let mut bytes = nonce.to_vec();
+    bytes.extend_from_slice(&sealed);
+    Ok(json!({ "sealed": URL_SAFE_NO_PAD.encode(bytes) }))
+}
+
+/// The sealed payload of a stored value, if it is sealed.
+fn sealed_payload(value: &Value) -> Option<&str> {
+    value
+        .as_object()
+        .filter(|o| o.len() == 1)?
+        .get("sealed")?
+        .as_str()
+}
+
+fn open_value(cipher: &Aes256Gcm, person_id: Uuid, field: &str, payload: &str) -> Result<Value> {
+    let damaged = || {
+        Error::from(anyhow::anyhow!(
+            "a sealed audit value of {person_id} does not open"
+        ))
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| damaged())?;
+    if bytes.len() < 12 {
+        return Err(damaged());
+    }
+    let (nonce, sealed) = bytes.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| damaged())?;
+    let aad = aad(person_id, field);
+    let plaintext = cipher
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| damaged())?;
+    serde_json::from_slice(&plaintext).map_err(|_| damaged())
+}
+
+async fn load_keys<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<u8>>> {
+    let mut keys = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows = person_key::Entity::find()
+            .filter(person_key::Column::PersonId.is_in(chunk.iter().copied()))
+            .all(conn)
+            .await?;
+        keys.extend(rows.into_iter().map(|r| (r.person_id, r.key)));
+    }
+    Ok(keys)
+}
+
+/// Seals the personal values of `subjects` for storage, creating keys for
+/// people who have none yet (inside the caller's transaction).
+pub(crate) async fn seal<C: ConnectionTrait>(
+    txn: &C,
+    subjects: &[Subject],
+) -> Result<Vec<Vec<FieldChange>>> {
+    let needs_key: Vec<Uuid> = subjects
+        .iter()
+        .filter(|s| {
+            s.changes
+                .iter()
+                .any(|c| is_personal(&c.field) && !(c.before.is_null() && c.after.is_null()))
+        })
+        .map(|s| s.person_id)
+        .collect();
+    let mut keys = load_keys(txn, &needs_key).await?;
+    let mut new_keys = Vec::new();
+    for id in &needs_key {
+        if !keys.contains_key(id) {
+            let key: [u8; 32] = random()?;
+            keys.insert(*id, key.to_vec());
+            new_keys.push(person_key::ActiveModel {
+                person_id: Set(*id),
+                key: Set(key.to_vec()),
+                created_at: Set(crate::time::now()),
+            });
+        }
+    }
+    let mut rows = new_keys.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
+        person_key::Entity::insert_many(chunk)
+            .exec_without_returning(txn)
+            .await?;
+    }
+    let mut ciphers: HashMap<Uuid, Aes256Gcm> = HashMap::new();
+    subjects
+        .iter()
+        .map(|s| {
+            s.changes
+                .iter()
+                .map(|c| {
+                    if !is_personal(&c.field) {
+                        return Ok(c.clone());
+                    }
+                    let cipher = match ciphers.get(&s.person_id) {
+                        Some(c) => c,
+                        None => {
+                            let key = keys
+                                .get(&s.person_id)
+                                .ok_or_else(|| anyhow::anyhow!("missing person key"))?;
+                            ciphers.entry(s.person_id).or_insert(cipher(key)?)
+                        }
+                    };
+                    let seal = |v: &Value| {
+                        if v.is_null() {
+                            Ok(Value::Null)
+                        } else {
+                            seal_value(cipher, s.person_id, &c.field, v)
+                        }
+                    };
+                    Ok(FieldChange::new(
+                        &c.field,
+                        seal(&c.before)?,
+                        seal(&c.after)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect()
+}
+
+/// Opens sealed values in stored subjects. A value whose key is gone (the
+/// person was erased) reads as `null` with `erased: true`.
+pub(crate) async fn open<C: ConnectionTrait>(
+    conn: &C,
+    mut subjects: Vec<&mut Subject>,
+) -> Result<()> {
+    let ids: Vec<Uuid> = subjects
+        .iter()
+        .filter(|s| {
+            s.changes
+                .iter()
+                .any(|c| sealed_payload(&c.before).is_some() || sealed_payload(&c.after).is_some())
+        })
+        .map(|s| s.person_id)
+        .collect();
+    let keys = load_keys(conn, &ids).await?;
+    for s in subjects.iter_mut() {
+        let s = &mut **s;
+        let cipher = keys.get(&s.person_id).map(|k| cipher(k)).transpose()?;
+        for c in &mut s.changes {
+            for value in [&mut c.before, &mut c.after] {
+                let Some(payload) = sealed_payload(value) else {
+                    continue;
+                };
+                match &cipher {
+                    Some(cipher) => *value = open_value(cipher, s.person_id, &c.field, payload)?,
+                    None => {
+                        *value = Value::Null;
+                        c.erased = true;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Destroys a person's key: their sealed audit values can never be read again.
+pub(crate) async fn shred<C: ConnectionTrait>(txn: &C, person_id: Uuid) -> Result<()> {
+    person_key::Entity::delete_by_id(person_id)
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_value_opens_only_for_its_person_and_field() {
+        let key: [u8; 32] = random().unwrap();
+        let c = cipher(&key).unwrap();
+        let id = Uuid::now_v7();
+        let sealed = seal_value(&c, id, "email", &json!("ada@example.com")).unwrap();
+        assert!(!sealed.to_string().contains("ada"));
+        let payload = sealed_payload(&sealed).unwrap();
+        assert_eq!(
+            open_value(&c, id, "email", payload).unwrap(),
+            json!("ada@example.com")
+        );
+        assert!(open_value(&c, id, "phone", payload).is_err());
+        assert!(open_value(&c, Uuid::now_v7(), "email", payload).is_err());
+    }
+}
