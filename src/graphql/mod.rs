@@ -7,6 +7,7 @@ mod crm;
 mod email;
 mod erasure;
 mod errors;
+mod export;
 mod people;
 mod scalars;
 mod subscriptions;
@@ -36,6 +37,7 @@ pub struct Mutation(
     email::EmailMutation,
     crm::CrmMutation,
     erasure::ErasureMutation,
+    export::ExportMutation,
 );
 
 /// Limits on what one GraphQL document may ask for; checked before any

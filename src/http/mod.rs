@@ -1,6 +1,7 @@
 //! The axum router: `/graphql` (POST; GET for queries and GraphiQL), the
-//! public unsubscribe pages, `/healthz` and `/readyz`.
+//! CSV exports, the public unsubscribe pages, `/healthz` and `/readyz`.
 
+mod export;
 mod graphql;
 mod health;
 mod unsubscribe;
@@ -15,6 +16,8 @@ use crate::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/people/export.csv", get(export::people))
+        .route("/people/{id}/export.csv", get(export::person))
         .route(
             "/unsubscribe/{token}",
             get(unsubscribe::confirm).post(unsubscribe::unsubscribe),

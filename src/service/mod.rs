@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod crm;
 pub mod email;
 pub mod erasure;
+pub mod export;
 pub mod links;
 pub mod people;
 pub mod seed;

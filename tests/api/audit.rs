@@ -72,6 +72,16 @@ fn audited_mutations(id: &str, other: &str) -> Vec<(&'static str, String, &'stat
             "CRM_SYNCED",
         ),
         (
+            "exportPerson",
+            format!("mutation {{ exportPerson(id: \"{id}\") {{ csv }} }}"),
+            "PERSON_EXPORTED",
+        ),
+        (
+            "exportPersonData",
+            format!("mutation {{ exportPersonData(id: \"{id}\") }}"),
+            "PERSON_DATA_EXPORTED",
+        ),
+        (
             "erasePerson",
             format!("mutation {{ erasePerson(id: \"{id}\", reason: \"request\") {{ personId }} }}"),
             "PERSON_ERASED",

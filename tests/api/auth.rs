@@ -233,6 +233,16 @@ fn matrix(person: &str) -> Vec<(&'static str, String, &'static [Role])> {
             &[Admin],
         ),
         (
+            "exportPerson",
+            format!("mutation {{ exportPerson(id: \"{id}\") {{ csv }} }}"),
+            ALL,
+        ),
+        (
+            "exportPersonData",
+            format!("mutation {{ exportPersonData(id: \"{id}\") }}"),
+            AUDIT,
+        ),
+        (
             "erasePerson",
             format!("mutation {{ erasePerson(id: \"{id}\", reason: \"request\") {{ personId }} }}"),
             AUDIT,

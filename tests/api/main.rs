@@ -15,6 +15,7 @@ mod compliance;
 mod crm;
 mod email;
 mod erasure;
+mod export;
 mod http;
 mod people;
 mod subscriptions;

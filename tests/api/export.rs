@@ -1,0 +1,275 @@
+//! Data out: one person's CSV (HTTP and GraphQL), the streamed bulk CSV,
+//! and the access package.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::backend_tests;
+use crate::helpers::{TestApp, code};
+
+const HEADER_ROW: &str = "First Name,Last Name,Company,Title,Email ID,Phone Number,Website,Other,Updated At,Created At,Salesforce ID,Person ID,Facebook,Twitter,LinkedIn,Exported At";
+
+async fn person_csv_over_http_has_the_contract_headers_and_one_row(app: &TestApp) {
+    let id = app
+        .create_person(
+            json!({ "firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com" }),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, headers, body) = app
+        .call(
+            "GET",
+            &format!("/people/{id}/export.csv"),
+            Some(&app.compliance()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        headers["content-disposition"],
+        format!("attachment; filename=\"person-{id}.csv\"")
+    );
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0], HEADER_ROW);
+    assert!(
+        lines[1].starts_with("Ada,Lovelace,,,ada@example.com,"),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains(&id));
+    let event = app.last_event().await;
+    assert_eq!(event["action"], "PERSON_EXPORTED");
+    assert_eq!(event["personIds"], json!([id]));
+}
+
+async fn the_export_person_mutation_returns_the_same_csv(app: &TestApp) {
+    let id = app
+        .create_person(json!({ "firstName": "=SUM(A1)", "email": "f@example.com" }))
+        .await["id"]
+        .clone();
+    let data = app
+        .ok(
+            &app.sales(),
+            "mutation($id: UUID!) { exportPerson(id: $id) { filename csv exportedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let e = &data["exportPerson"];
+    assert_eq!(
+        e["filename"],
+        format!("person-{}.csv", id.as_str().unwrap())
+    );
+    let csv = e["csv"].as_str().unwrap();
+    assert!(csv.starts_with(HEADER_ROW));
+    assert!(csv.contains("\r\n'=SUM(A1),"), "formula neutralised: {csv}");
+    let exported_at: chrono::DateTime<chrono::Utc> =
+        e["exportedAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        csv.trim_end()
+            .ends_with(&exported_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    );
+}
+
+async fn a_csv_export_needs_a_token_and_an_existing_person(app: &TestApp) {
+    let id = app.person_id("t@example.com").await;
+    let (status, _, body) = app
+        .call("GET", &format!("/people/{id}/export.csv"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("UNAUTHENTICATED"));
+    let unknown = "01900000-0000-7000-8000-000000000000";
+    assert_eq!(
+        app.call(
+            "GET",
+            &format!("/people/{unknown}/export.csv"),
+            Some(&app.sales())
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call("GET", "/people/export.csv", None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn bulk_export_takes_the_people_filter_as_query_parameters(app: &TestApp) {
+    app.create_person(json!({ "email": "c@example.com", "complianceCard": { "authorizationType": "LEGAL_OBLIGATION" } })).await;
+    app.create_person(json!({ "email": "d@example.com" })).await;
+    let (status, _, body) = app
+        .call("GET", "/people/export.csv?authorizationTypes=LEGAL_OBLIGATION,CONSENT&missingAuthorization=false", Some(&app.sales()))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert!(lines[1].contains("c@example.com"));
+    let (status, _, body) = app
+        .call(
+            "GET",
+            "/people/export.csv?authorizationTypes=NOPE",
+            Some(&app.sales()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let err: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        err["errors"][0]["extensions"]["field"],
+        "authorizationTypes"
+    );
+    assert_eq!(
+        app.call("GET", "/people/export.csv?colour=red", Some(&app.sales()))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// Waits (bounded) until the newest event is a `PEOPLE_EXPORTED`.
+async fn export_event(app: &TestApp) -> Value {
+    for _ in 0..200 {
+        let e = app.last_event().await;
+        if e["action"] == "PEOPLE_EXPORTED" {
+            return e;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no PEOPLE_EXPORTED event");
+}
+
+async fn bulk_export_streams_100000_rows_and_waits_for_the_client(app: &TestApp) {
+    consentry::service::seed::seed(&app.db, 100_000)
+        .await
+        .unwrap();
+    let req = Request::get("/people/export.csv")
+        .header("authorization", format!("Bearer {}", app.sales()))
+        .body(Body::empty())
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert!(first.starts_with(HEADER_ROW.as_bytes()));
+    // The client has read one chunk: the server must be waiting for it, not
+    // racing ahead buffering rows (its audit event comes only at the end).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(
+        app.last_event().await["action"],
+        "PEOPLE_EXPORTED",
+        "the export waits for the client"
+    );
+    let mut newlines = first.iter().filter(|&&b| b == b'\n').count();
+    while let Some(frame) = body.frame().await {
+        newlines += frame
+            .unwrap()
+            .into_data()
+            .unwrap()
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+    }
+    assert_eq!(newlines, 100_001, "header and one row per person");
+    let event = export_event(app).await;
+    assert_eq!(event["details"]["rowCount"], 100_000);
+    assert_eq!(event["details"]["completed"], true);
+}
+
+async fn a_client_that_goes_away_stops_the_export(app: &TestApp) {
+    consentry::service::seed::seed(&app.db, 20_000)
+        .await
+        .unwrap();
+    let req = Request::get("/people/export.csv")
+        .header("authorization", format!("Bearer {}", app.sales()))
+        .body(Body::empty())
+        .unwrap();
+    let res = app.router.clone().oneshot(req).await.unwrap();
+    let mut body = res.into_body();
+    body.frame().await.unwrap().unwrap();
+    drop(body);
+    let event = export_event(app).await;
+    assert_eq!(event["details"]["completed"], false);
+    assert!(event["details"]["rowCount"].as_u64().unwrap() < 20_000);
+}
+
+const ACCESS: &str = "mutation($id: UUID!) { exportPersonData(id: $id) }";
+
+async fn the_access_package_holds_everything_about_the_person_and_nobody_else(app: &TestApp) {
+    let id = app
+        .create_person(json!({ "firstName": "Ada", "email": "ada@example.com", "complianceCard": { "authorizationType": "CONSENT", "consentDate": "2026-01-01", "processingPurpose": "news" } }))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = app.person_id("other@example.com").await;
+    app.ok(&app.sales(), "mutation($id: UUID!) { sendEmail(personId: $id, subject: \"Hi Ada\", textBody: \"Hello\") { id } }", json!({ "id": id })).await;
+    app.ok(
+        &app.sales(),
+        "mutation($id: UUID!) { unsubscribe(personId: $id, reason: \"asked\") { id } }",
+        json!({ "id": id }),
+    )
+    .await;
+    app.ok(
+        &app.sales(),
+        "mutation($ids: [UUID!]) { bulkUpdateSource(selection: {ids: $ids}, input: {sourceType: IMPORT}) { updatedCount } }",
+        json!({ "ids": [id, other] }),
+    )
+    .await;
+    let p =
+        app.ok(&app.compliance(), ACCESS, json!({ "id": id })).await["exportPersonData"].clone();
+    assert_eq!(p["format"], "consentry/access-package");
+    assert_eq!(p["version"], 1);
+    assert_eq!(p["person"]["id"], id);
+    assert_eq!(p["person"]["email"], "ada@example.com");
+    assert_eq!(p["complianceCard"]["processingPurpose"], "news");
+    assert_eq!(p["subscription"]["unsubscribed"], true);
+    assert_eq!(p["subscriptionHistory"][0]["type"], "OPT_OUT");
+    assert_eq!(p["emails"][0]["subject"], "Hi Ada");
+    let actions: Vec<&str> = p["auditEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "SOURCE_BULK_UPDATED",
+            "UNSUBSCRIBED",
+            "EMAIL_SENT",
+            "PERSON_CREATED"
+        ]
+    );
+    assert!(
+        !p.to_string().contains(&other),
+        "another person's id leaks into the package"
+    );
+    let event = app.last_event().await;
+    assert_eq!(event["action"], "PERSON_DATA_EXPORTED");
+}
+
+async fn sales_may_not_take_an_access_package(app: &TestApp) {
+    let id = app.person_id("s@example.com").await;
+    assert_eq!(
+        code(&app.err(&app.sales(), ACCESS, json!({ "id": id })).await),
+        "FORBIDDEN"
+    );
+}
+
+backend_tests!(
+    person_csv_over_http_has_the_contract_headers_and_one_row,
+    the_export_person_mutation_returns_the_same_csv,
+    a_csv_export_needs_a_token_and_an_existing_person,
+    bulk_export_takes_the_people_filter_as_query_parameters,
+    bulk_export_streams_100000_rows_and_waits_for_the_client,
+    a_client_that_goes_away_stops_the_export,
+    the_access_package_holds_everything_about_the_person_and_nobody_else,
+    sales_may_not_take_an_access_package,
+);
