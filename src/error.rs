@@ -137,8 +137,16 @@ pub fn graphql_error_body(
 }
 
 impl IntoResponse for Error {
+    /// The status and a GraphQL-shaped body; an internal error gets a fresh
+    /// request id, logged with its cause and shown to the client.
     fn into_response(self) -> Response {
-        (self.status(), axum::Json(self.to_body(None))).into_response()
+        let request_id =
+            matches!(self, Error::Internal(_)).then(|| uuid::Uuid::now_v7().to_string());
+        (
+            self.status(),
+            axum::Json(self.to_body(request_id.as_deref())),
+        )
+            .into_response()
     }
 }
 

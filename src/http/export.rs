@@ -48,12 +48,7 @@ pub async fn person(
     let result = async {
         let caller = caller(&app, &headers)?;
         let id = Uuid::parse_str(&id).map_err(|_| Error::bad_input("id", "id is not a UUID"))?;
-        export::export_person(&app.db, &caller, id)
-            .await
-            .map_err(|e| {
-                e.log(Some(&caller.request_id));
-                e
-            })
+        export::export_person(&app.db, &caller, id).await
     }
     .await;
     match result {
