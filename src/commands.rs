@@ -110,6 +110,7 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         jwt,
         limits: config.limits(),
         max_body_bytes: config.max_body_bytes,
+        max_import_bytes: config.max_import_bytes,
         links: UnsubscribeLinks::new(unsubscribe_secret.clone(), &config.public_url()),
         suppression: Suppression::new(unsubscribe_secret),
         salesforce,

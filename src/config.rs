@@ -161,6 +161,11 @@ pub struct Config {
     #[arg(long, env = "CONSENTRY_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024, global = true)]
     pub max_body_bytes: usize,
 
+    /// Maximum size of a CSV import body in bytes (default 64 MiB: 100,000
+    /// rows fit).
+    #[arg(long, env = "CONSENTRY_MAX_IMPORT_BYTES", default_value_t = 64 * 1024 * 1024, global = true)]
+    pub max_import_bytes: usize,
+
     /// Turn GraphQL introspection off.
     #[arg(long, env = "CONSENTRY_DISABLE_INTROSPECTION", global = true,
           value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false,

@@ -33,6 +33,9 @@ pub enum Error {
     /// An input broke a rule; `field` names the input field.
     #[error("{message}")]
     BadInput { field: String, message: String },
+    /// Rows of an uploaded file broke rules; nothing was written.
+    #[error("{} row error(s); nothing was imported", errors.len())]
+    InvalidRows { errors: Vec<RowError> },
     /// The request clashes with the stored state.
     #[error("{0}")]
     Conflict(String),
@@ -40,6 +43,15 @@ pub enum Error {
     /// an opaque message with the request id.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
+}
+
+/// One problem in an uploaded file: its line (1 is the header), column and
+/// what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RowError {
+    pub line: u64,
+    pub column: Option<String>,
+    pub message: String,
 }
 
 /// Shorthand for results carrying [`Error`].
@@ -68,7 +80,7 @@ impl Error {
             Error::Unauthenticated(_) => code::UNAUTHENTICATED,
             Error::Forbidden(_) => code::FORBIDDEN,
             Error::NotFound { .. } => code::NOT_FOUND,
-            Error::BadInput { .. } => code::BAD_USER_INPUT,
+            Error::BadInput { .. } | Error::InvalidRows { .. } => code::BAD_USER_INPUT,
             Error::Conflict(_) => code::CONFLICT,
             Error::Internal(_) => code::INTERNAL,
         }
@@ -80,7 +92,7 @@ impl Error {
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
-            Error::BadInput { .. } => StatusCode::BAD_REQUEST,
+            Error::BadInput { .. } | Error::InvalidRows { .. } => StatusCode::BAD_REQUEST,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,6 +109,13 @@ impl Error {
         match self {
             Error::BadInput { field, .. } => {
                 ext.insert("field".into(), field.clone().into());
+            }
+            Error::InvalidRows { errors } => {
+                ext.insert("field".into(), "csv".into());
+                ext.insert(
+                    "errors".into(),
+                    serde_json::to_value(errors).unwrap_or_default(),
+                );
             }
             Error::NotFound { ids, .. } if !ids.is_empty() => {
                 let ids: Vec<serde_json::Value> =

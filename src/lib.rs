@@ -35,6 +35,8 @@ pub struct Settings {
     pub limits: Limits,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest CSV import accepted, in bytes.
+    pub max_import_bytes: usize,
     /// Signs and checks unsubscribe links.
     pub links: UnsubscribeLinks,
     /// The CRM, when configured.
@@ -65,6 +67,8 @@ pub struct App {
     pub verifier: JwtVerifier,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Largest CSV import accepted, in bytes.
+    pub max_import_bytes: usize,
     /// Unsubscribe links and the CRM.
     pub integrations: Arc<Integrations>,
 }
@@ -81,6 +85,7 @@ impl AppState {
             schema: graphql::build_schema(&settings.limits),
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.max_body_bytes,
+            max_import_bytes: settings.max_import_bytes,
             integrations: Arc::new(Integrations {
                 links: settings.links.clone(),
                 salesforce: settings.salesforce.clone(),

@@ -1,6 +1,6 @@
-//! CSV exports over plain HTTP (bearer token required):
-//! `GET /people/{id}/export.csv` and the streamed `GET /people/export.csv`
-//! with the `people` filter as query parameters.
+//! CSV over plain HTTP (bearer token required): `GET /people/{id}/export.csv`,
+//! the streamed `GET /people/export.csv` with the `people` filter as query
+//! parameters, and `POST /people/import.csv`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::domain::{AuthorizationType, PeopleFilter, SourceType};
 use crate::error::Error;
-use crate::service::export;
+use crate::service::{export, import};
 
 fn caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
     let header = headers
@@ -155,6 +155,34 @@ pub async fn people(
             let filename = format!("people-{}.csv", Utc::now().format("%Y%m%dT%H%M%SZ"));
             csv_response(&filename, Body::from_stream(chunks))
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /people/import.csv`: all or nothing; 400 with every row error.
+pub async fn import(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let caller = caller(&app, &headers)?;
+        let bytes = axum::body::to_bytes(body, app.max_import_bytes)
+            .await
+            .map_err(|_| {
+                Error::bad_input(
+                    "csv",
+                    format!(
+                        "the file exceeds {} bytes (CONSENTRY_MAX_IMPORT_BYTES)",
+                        app.max_import_bytes
+                    ),
+                )
+            })?;
+        import::import_people(&app.db, &caller, &app.integrations.suppression, &bytes).await
+    }
+    .await;
+    match result {
+        Ok(r) => axum::Json(serde_json::json!({
+            "imported": r.imported,
+            "auditEventSequence": r.event.sequence,
+        }))
+        .into_response(),
         Err(e) => e.into_response(),
     }
 }

@@ -7,7 +7,7 @@ mod health;
 mod unsubscribe;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/people/export.csv", get(export::people))
+        .route("/people/import.csv", post(export::import))
         .route("/people/{id}/export.csv", get(export::person))
         .route(
             "/unsubscribe/{token}",

@@ -9,6 +9,7 @@ pub mod crm;
 pub mod email;
 pub mod erasure;
 pub mod export;
+pub mod import;
 pub mod links;
 pub mod people;
 pub mod seed;
