@@ -10,6 +10,7 @@
 //! timeout, crash) resumes where it stopped. A lease row keeps two runs from
 //! overlapping, across processes.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -366,28 +367,25 @@ async fn pull(
          ORDER BY SystemModstamp ASC, Id ASC"
     );
     let mut page = sf.query(&soql).await?;
+    let mut opted_out_now = HashSet::new();
     loop {
+        let (by_crm_id, by_email) = match_page(db, &page.records).await?;
         let mut unsaved_cursor = None;
         for record in &page.records {
             soql_datetime(&record.modstamp)?;
             if !valid_id(&record.id) {
                 return Err(CrmError::Protocol(format!("bad Contact Id {:?}", record.id)).into());
             }
-            let by_id = person::Column::SalesforceId.eq(record.id.as_str());
-            let matched = match person::Entity::find().filter(by_id).one(db.conn()).await? {
-                Some(p) => Some(p),
-                None => match record.email.as_deref().map(|e| e.trim().to_lowercase()) {
-                    Some(email) if !email.is_empty() => {
-                        person::Entity::find()
-                            .filter(person::Column::EmailNormalized.eq(email))
-                            .one(db.conn())
-                            .await?
-                    }
-                    _ => None,
-                },
-            };
+            let matched = by_crm_id.get(&record.id).or_else(|| {
+                let email = record.email.as_deref()?.trim().to_lowercase();
+                by_email.get(&email)
+            });
             match matched {
-                Some(p) if record.has_opted_out && !p.unsubscribed => {
+                Some(p)
+                    if record.has_opted_out
+                        && !p.unsubscribed
+                        && !opted_out_now.contains(&p.id) =>
+                {
                     let txn = db.begin_write().await?;
                     opt_out(
                         &*txn,
@@ -400,6 +398,7 @@ async fn pull(
                     set_cursor(&*txn, record).await?;
                     txn.commit().await?;
                     report.pulled += 1;
+                    opted_out_now.insert(p.id);
                     unsaved_cursor = None;
                     continue;
                 }
@@ -422,6 +421,39 @@ async fn pull(
         }
     }
     Ok(())
+}
+
+/// The people a page of Contacts may concern, by Salesforce id and by
+/// lower-cased email: two queries per page, not two per record.
+async fn match_page(
+    db: &Db,
+    records: &[ContactRecord],
+) -> Result<(
+    HashMap<String, person::Model>,
+    HashMap<String, person::Model>,
+)> {
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let emails: Vec<String> = records
+        .iter()
+        .filter_map(|r| r.email.as_deref())
+        .map(|e| e.trim().to_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
+    let by_crm_id = person::Entity::find()
+        .filter(person::Column::SalesforceId.is_in(ids))
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .filter_map(|p| Some((p.salesforce_id.clone()?, p)))
+        .collect();
+    let by_email = person::Entity::find()
+        .filter(person::Column::EmailNormalized.is_in(emails))
+        .all(db.conn())
+        .await?
+        .into_iter()
+        .filter_map(|p| Some((p.email_normalized.clone()?, p)))
+        .collect();
+    Ok((by_crm_id, by_email))
 }
 
 /// Why a run stopped early.
