@@ -210,10 +210,13 @@ async fn stream_rows(
         .await?;
     let mut sent = 0u64;
     let mut batch: Vec<Person> = Vec::with_capacity(ROWS_PER_CHUNK);
-    while let Some(row) = rows.next().await {
-        batch.push(to_person(row?)?);
-        if batch.len() >= ROWS_PER_CHUNK {
-            let n = batch.len() as u64;
+    loop {
+        let row = rows.next().await;
+        let done = row.is_none();
+        if let Some(row) = row {
+            batch.push(to_person(row?)?);
+        }
+        if batch.len() >= ROWS_PER_CHUNK || (done && !batch.is_empty()) {
             if tx
                 .send(csv_bytes(false, &batch, exported_at)?)
                 .await
@@ -221,20 +224,12 @@ async fn stream_rows(
             {
                 return Ok((sent, false));
             }
-            sent += n;
+            sent += batch.len() as u64;
             batch.clear();
         }
-    }
-    if !batch.is_empty() {
-        let n = batch.len() as u64;
-        if tx
-            .send(csv_bytes(false, &batch, exported_at)?)
-            .await
-            .is_err()
-        {
-            return Ok((sent, false));
+        if done {
+            break;
         }
-        sent += n;
     }
     Ok((sent, true))
 }

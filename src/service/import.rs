@@ -9,18 +9,17 @@
 use std::collections::{HashMap, HashSet};
 
 use entity::{person, suppressed_email};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::authorize;
-use super::compliance::set_source;
 use super::export::HEADERS;
-use super::people::{ContactInput, set_contact};
+use super::people::{ContactInput, new_row};
 use super::suppression::Suppression;
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
 use crate::db::Db;
-use crate::domain::{Contact, Source, SourceType};
+use crate::domain::{ComplianceCard, Contact, Source, SourceType};
 use crate::error::{DbResultExt, Error, Result, RowError};
 
 /// Row errors reported at most (the count says how many there were).
@@ -247,23 +246,15 @@ pub async fn import_people(
     }
 
     let now = crate::time::now();
-    let source = Source::new(SourceType::Import, None)?;
+    let card = ComplianceCard {
+        authorization: None,
+        source: Some(Source::new(SourceType::Import, None)?),
+    };
     let mut subjects = Vec::with_capacity(rows.len());
     let mut models = Vec::with_capacity(rows.len());
     for (_, contact) in &rows {
         let id = Uuid::now_v7();
-        let mut row = person::ActiveModel {
-            id: Set(id),
-            unsubscribed: Set(false),
-            unsubscribed_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            ..Default::default()
-        };
-        set_contact(&mut row, contact);
-        crate::service::compliance::set_authorization(&mut row, None);
-        set_source(&mut row, Some(&source));
-        models.push(row);
+        models.push(new_row(id, contact, &card, now));
         let mut changes =
             FieldChange::diff(Contact::default().audit_values(), contact.audit_values());
         changes.push(FieldChange::new(

@@ -1,6 +1,7 @@
 //! People: reading, listing with the `PeopleFilter`, creating and editing
 //! contact fields.
 
+use chrono::{DateTime, Utc};
 use entity::person;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
@@ -135,6 +136,27 @@ pub(crate) fn set_contact(row: &mut person::ActiveModel, c: &Contact) {
     row.facebook = Set(c.facebook.clone());
     row.twitter = Set(c.twitter.clone());
     row.linkedin = Set(c.linkedin.clone());
+}
+
+/// A new, subscribed person's row.
+pub(crate) fn new_row(
+    id: Uuid,
+    contact: &Contact,
+    card: &ComplianceCard,
+    now: DateTime<Utc>,
+) -> person::ActiveModel {
+    let mut row = person::ActiveModel {
+        id: Set(id),
+        unsubscribed: Set(false),
+        unsubscribed_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    set_contact(&mut row, contact);
+    set_authorization(&mut row, card.authorization.as_ref());
+    set_source(&mut row, card.source.as_ref());
+    row
 }
 
 /// Maps a stored row to a [`Person`].
@@ -344,19 +366,8 @@ pub async fn create_person(
         .transpose()?;
     let contact = contact.parse()?;
     let card = card.map(CardInput::parse).transpose()?.unwrap_or_default();
-    let now = crate::time::now();
     let id = Uuid::now_v7();
-    let mut row = person::ActiveModel {
-        id: Set(id),
-        unsubscribed: Set(false),
-        unsubscribed_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    set_contact(&mut row, &contact);
-    set_authorization(&mut row, card.authorization.as_ref());
-    set_source(&mut row, card.source.as_ref());
+    let row = new_row(id, &contact, &card, crate::time::now());
 
     let txn = db.begin_write().await?;
     let overridden = match &override_reason {
