@@ -139,11 +139,12 @@ pub struct Config {
     #[arg(long, env = "CONSENTRY_MAX_DEPTH", default_value_t = 16, global = true)]
     pub max_depth: usize,
 
-    /// Maximum GraphQL query complexity.
+    /// Maximum GraphQL query complexity (each field 1; a page's fields
+    /// count once per row it may return).
     #[arg(
         long,
         env = "CONSENTRY_MAX_COMPLEXITY",
-        default_value_t = 5000,
+        default_value_t = 20_000,
         global = true
     )]
     pub max_complexity: usize,

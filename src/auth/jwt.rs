@@ -11,6 +11,8 @@ use crate::error::Error;
 
 /// Leeway for `exp` and `nbf`, in seconds.
 const LEEWAY_SECS: u64 = 30;
+/// Longest token accepted; real ones are a few hundred bytes to a few KiB.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// The claims consentry reads. `sub`, `roles` and `exp` are required.
 #[derive(Debug, Serialize, Deserialize)]
@@ -75,6 +77,11 @@ impl JwtVerifier {
 
     /// Verifies a raw token (without the `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Actor, Error> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::Unauthenticated(format!(
+                "the bearer token is longer than {MAX_TOKEN_BYTES} bytes"
+            )));
+        }
         let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
             tracing::debug!(error = %e, "token rejected");
             Error::Unauthenticated(format!("invalid bearer token: {e}"))

@@ -43,6 +43,7 @@ pub struct AuditQuery;
 impl AuditQuery {
     /// Audit events, newest first (compliance, admin). `first` defaults to
     /// 50 (1 to 500).
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_events(
         &self,
         ctx: &Context<'_>,

@@ -54,7 +54,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_depth: 16,
-            max_complexity: 5000,
+            max_complexity: 20_000,
             max_aliases: 50,
             disable_introspection: false,
         }
@@ -101,4 +101,12 @@ fn integrations<'a>(ctx: &Context<'a>) -> Result<&'a Integrations, Error> {
     ctx.data_opt::<std::sync::Arc<Integrations>>()
         .map(|i| i.as_ref())
         .ok_or_else(|| anyhow::anyhow!("request data (integrations) missing").into())
+}
+
+/// The weight of a page in the complexity limit: its size (`first`, 50 when
+/// absent), so a document is charged for every row it may return.
+fn page_weight(first: Option<i64>) -> usize {
+    first
+        .unwrap_or(crate::service::DEFAULT_PAGE as i64)
+        .clamp(1, crate::service::MAX_PAGE as i64) as usize
 }

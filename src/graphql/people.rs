@@ -108,6 +108,7 @@ impl PeopleQuery {
 
     /// People matching `filter`, in creation order. `first` defaults to 50
     /// (1 to 500).
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn people(
         &self,
         ctx: &Context<'_>,

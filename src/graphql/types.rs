@@ -336,6 +336,7 @@ impl PersonObject {
             .collect())
     }
     /// The audit events naming this person, newest first (compliance, admin).
+    #[graphql(complexity = "crate::graphql::page_weight(first) * child_complexity")]
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,

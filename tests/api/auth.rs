@@ -84,6 +84,24 @@ async fn a_token_without_roles_sub_or_exp_is_unauthenticated(app: &TestApp) {
     }
 }
 
+async fn a_token_not_yet_valid_is_unauthenticated(app: &TestApp) {
+    let nbf = chrono::Utc::now().timestamp() + 600;
+    let token = signed(
+        json!({ "sub": "x", "roles": ["admin"], "exp": in_an_hour(), "nbf": nbf }),
+        SECRET,
+    );
+    assert_unauthenticated(app, Some(&token)).await;
+}
+
+async fn an_oversized_token_is_unauthenticated(app: &TestApp) {
+    let padding = "x".repeat(10_000);
+    let token = signed(
+        json!({ "sub": "x", "roles": ["admin"], "exp": in_an_hour(), "pad": padding }),
+        SECRET,
+    );
+    assert_unauthenticated(app, Some(&token)).await;
+}
+
 async fn issuer_and_audience_are_checked_when_configured(app: &TestApp) {
     let router = app.with_settings(|s| {
         s.jwt.issuer = Some("https://idp.example".into());
@@ -297,6 +315,8 @@ backend_tests!(
     a_token_signed_with_another_secret_is_unauthenticated,
     an_unsigned_alg_none_token_is_unauthenticated,
     a_token_without_roles_sub_or_exp_is_unauthenticated,
+    a_token_not_yet_valid_is_unauthenticated,
+    an_oversized_token_is_unauthenticated,
     issuer_and_audience_are_checked_when_configured,
     unknown_roles_are_ignored,
     a_token_with_no_known_role_may_read_nothing,

@@ -124,6 +124,40 @@ async fn a_document_deeper_than_the_limit_is_refused_before_resolvers_run(app: &
     assert!(body["data"].is_null());
 }
 
+async fn a_page_weighs_its_size_in_the_complexity_limit(app: &TestApp) {
+    let router = app.with_settings(|s| s.limits.max_complexity = 1000);
+    let small = crate::helpers::graphql(
+        &router,
+        &app.admin(),
+        "{ people(first: 10) { nodes { id email } } }",
+    )
+    .await;
+    assert!(small.get("errors").is_none(), "{small}");
+    let large = crate::helpers::graphql(
+        &router,
+        &app.admin(),
+        "{ people(first: 500) { nodes { id email } } }",
+    )
+    .await;
+    assert_eq!(
+        code(&large["errors"][0]),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{large}"
+    );
+    let nested = app
+        .gql(
+            &app.admin(),
+            "{ people(first: 100) { nodes { auditTrail(first: 100) { nodes { id } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        code(&nested["errors"][0]),
+        "GRAPHQL_VALIDATION_FAILED",
+        "pages multiply: {nested}"
+    );
+}
+
 async fn too_many_aliases_are_refused(app: &TestApp) {
     let aliases: String = (0..51)
         .map(|i| format!("a{i}: viewer {{ subject }} "))
@@ -189,6 +223,7 @@ backend_tests!(
     a_document_that_does_not_parse_is_graphql_parse_failed,
     an_unknown_field_is_graphql_validation_failed,
     a_document_deeper_than_the_limit_is_refused_before_resolvers_run,
+    a_page_weighs_its_size_in_the_complexity_limit,
     too_many_aliases_are_refused,
     a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
     health_and_readiness_answer,
