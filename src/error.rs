@@ -36,6 +36,9 @@ pub enum Error {
     /// Rows of an uploaded file broke rules; nothing was written.
     #[error("{} row error(s); nothing was imported", errors.len())]
     InvalidRows { errors: Vec<RowError> },
+    /// The request body is larger than the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// The request clashes with the stored state.
     #[error("{0}")]
     Conflict(String),
@@ -80,7 +83,9 @@ impl Error {
             Error::Unauthenticated(_) => code::UNAUTHENTICATED,
             Error::Forbidden(_) => code::FORBIDDEN,
             Error::NotFound { .. } => code::NOT_FOUND,
-            Error::BadInput { .. } | Error::InvalidRows { .. } => code::BAD_USER_INPUT,
+            Error::BadInput { .. } | Error::InvalidRows { .. } | Error::TooLarge(_) => {
+                code::BAD_USER_INPUT
+            }
             Error::Conflict(_) => code::CONFLICT,
             Error::Internal(_) => code::INTERNAL,
         }
@@ -93,6 +98,7 @@ impl Error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::BadInput { .. } | Error::InvalidRows { .. } => StatusCode::BAD_REQUEST,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -163,17 +163,13 @@ pub async fn people(
 pub async fn import(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
         let caller = caller(&app, &headers)?;
-        let bytes = axum::body::to_bytes(body, app.max_import_bytes)
-            .await
-            .map_err(|_| {
-                Error::bad_input(
-                    "csv",
-                    format!(
-                        "the file exceeds {} bytes (CONSENTRY_MAX_IMPORT_BYTES)",
-                        app.max_import_bytes
-                    ),
-                )
-            })?;
+        let bytes = super::read_body(
+            &headers,
+            body,
+            app.max_import_bytes,
+            "CONSENTRY_MAX_IMPORT_BYTES",
+        )
+        .await?;
         import::import_people(&app.db, &caller, &app.integrations.suppression, &bytes).await
     }
     .await;

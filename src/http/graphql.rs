@@ -46,22 +46,16 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -
         Ok(actor) => actor,
         Err(e) => return e.into_response(),
     };
-    let too_large = || {
-        error_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("the request body exceeds {} bytes", app.max_body_bytes),
-            code::BAD_USER_INPUT,
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > app.max_body_bytes) {
-        return too_large();
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, app.max_body_bytes).await else {
-        return too_large();
+    let bytes = match super::read_body(
+        &headers,
+        body,
+        app.max_body_bytes,
+        "CONSENTRY_MAX_BODY_BYTES",
+    )
+    .await
+    {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into_response(),
     };
     let value: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,

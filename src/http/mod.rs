@@ -28,3 +28,28 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
+
+/// Reads a request body of at most `limit` bytes; a larger one (declared or
+/// streamed) is `TooLarge` (413). `setting` names the variable that sets it.
+async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+    setting: &str,
+) -> Result<axum::body::Bytes, crate::error::Error> {
+    let too_large = || {
+        crate::error::Error::TooLarge(format!(
+            "the request body exceeds {limit} bytes ({setting})"
+        ))
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large())
+}

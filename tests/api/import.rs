@@ -168,6 +168,23 @@ async fn import_needs_a_token_and_an_editing_role(app: &TestApp) {
     assert_eq!(app.last_event().await["outcome"], "DENIED");
 }
 
+async fn an_import_over_the_size_limit_is_413(app: &TestApp) {
+    let router = app.with_settings(|s| s.max_import_bytes = 100);
+    let csv = format!("Email ID\n{}", "a@example.com\n".repeat(20));
+    let req = Request::post("/people/import.csv")
+        .header("authorization", format!("Bearer {}", app.sales()))
+        .body(Body::from(csv))
+        .unwrap();
+    let (status, _, body) = app.send(&router, req).await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(people_count(app).await, 0);
+}
+
 async fn one_request_imports_100000_rows(app: &TestApp) {
     let mut csv = String::from("First Name,Last Name,Company,Email ID\n");
     for i in 0..100_000 {
@@ -193,5 +210,6 @@ backend_tests!(
     an_unknown_column_is_refused,
     a_suppressed_email_is_refused,
     import_needs_a_token_and_an_editing_role,
+    an_import_over_the_size_limit_is_413,
     one_request_imports_100000_rows,
 );
