@@ -111,6 +111,7 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         limits: config.limits(),
         max_body_bytes: config.max_body_bytes,
         max_import_bytes: config.max_import_bytes,
+        cors_origins: config.cors_origins.clone(),
         links: UnsubscribeLinks::new(unsubscribe_secret.clone(), &config.public_url()),
         suppression: Suppression::new(unsubscribe_secret),
         salesforce,

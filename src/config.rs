@@ -135,6 +135,16 @@ pub struct Config {
     #[arg(long, env = "CONSENTRY_CRM_SYNC_INTERVAL", value_parser = humantime::parse_duration, global = true)]
     pub crm_sync_interval: Option<std::time::Duration>,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated, e.g.
+    /// `https://app.example.com`; none when unset.
+    #[arg(
+        long,
+        env = "CONSENTRY_CORS_ORIGINS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub cors_origins: Vec<String>,
+
     /// Maximum GraphQL query depth.
     #[arg(long, env = "CONSENTRY_MAX_DEPTH", default_value_t = 16, global = true)]
     pub max_depth: usize,

@@ -37,6 +37,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest CSV import accepted, in bytes.
     pub max_import_bytes: usize,
+    /// Browser origins allowed by CORS (none: same-origin only).
+    pub cors_origins: Vec<String>,
     /// Signs and checks unsubscribe links.
     pub links: UnsubscribeLinks,
     /// The CRM, when configured.
@@ -69,6 +71,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// Largest CSV import accepted, in bytes.
     pub max_import_bytes: usize,
+    /// Browser origins allowed by CORS.
+    pub cors_origins: Vec<String>,
     /// Unsubscribe links and the CRM.
     pub integrations: Arc<Integrations>,
 }
@@ -86,6 +90,7 @@ impl AppState {
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.max_body_bytes,
             max_import_bytes: settings.max_import_bytes,
+            cors_origins: settings.cors_origins.clone(),
             integrations: Arc::new(Integrations {
                 links: settings.links.clone(),
                 salesforce: settings.salesforce.clone(),

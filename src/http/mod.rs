@@ -8,6 +8,7 @@ mod unsubscribe;
 
 use axum::Router;
 use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::AppState;
@@ -25,8 +26,31 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .layer(cors(&state.cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// CORS for the configured browser origins only (none: same-origin only).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<axum::http::HeaderValue> = origins
+        .iter()
+        .filter_map(|o| match axum::http::HeaderValue::from_str(o.trim()) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                tracing::warn!(origin = %o, "ignoring a CORS origin that is not a valid header value");
+                None
+            }
+        })
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+        ])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// Reads a request body of at most `limit` bytes; a larger one (declared or

@@ -67,6 +67,7 @@ fn settings(jwt: &JwtSettings) -> Settings {
         limits: Limits::default(),
         max_body_bytes: 8 * 1024 * 1024,
         max_import_bytes: 64 * 1024 * 1024,
+        cors_origins: vec![],
         links: links(),
         salesforce: None,
         suppression: consentry::service::suppression::Suppression::new(Secret::new(

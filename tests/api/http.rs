@@ -227,6 +227,7 @@ backend_tests!(
     too_many_aliases_are_refused,
     a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
     health_and_readiness_answer,
+    only_configured_origins_get_cors_headers,
 );
 
 #[test]
@@ -237,5 +238,38 @@ fn schema_graphql_is_the_served_sdl() {
     assert!(
         file == served,
         "schema.graphql is stale: run `cargo run -- schema > schema.graphql`"
+    );
+}
+
+async fn only_configured_origins_get_cors_headers(app: &TestApp) {
+    let router = app.with_settings(|s| s.cors_origins = vec!["https://app.example.com".into()]);
+    let preflight = |origin: &'static str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/graphql")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (_, allowed, _) = app
+        .send(&router, preflight("https://app.example.com"))
+        .await;
+    assert_eq!(
+        allowed["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let (_, refused, _) = app.send(&router, preflight("https://evil.example")).await;
+    assert!(!refused.contains_key("access-control-allow-origin"));
+    let (_, default, _) = app
+        .send(&app.router, preflight("https://app.example.com"))
+        .await;
+    assert!(
+        !default.contains_key("access-control-allow-origin"),
+        "none allowed unless configured"
     );
 }
