@@ -145,8 +145,9 @@ async fn export_event(app: &TestApp) -> Value {
     panic!("no PEOPLE_EXPORTED event");
 }
 
-async fn bulk_export_streams_100000_rows_and_waits_for_the_client(app: &TestApp) {
-    consentry::service::seed::seed(&app.db, 100_000)
+/// Seeds `people` and starts a bulk export; returns its unread body.
+async fn start_export(app: &TestApp, people: u64) -> Body {
+    consentry::service::seed::seed(&app.db, people)
         .await
         .unwrap();
     let req = Request::get("/people/export.csv")
@@ -155,7 +156,11 @@ async fn bulk_export_streams_100000_rows_and_waits_for_the_client(app: &TestApp)
         .unwrap();
     let res = app.router.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let mut body = res.into_body();
+    res.into_body()
+}
+
+async fn bulk_export_streams_100000_rows_and_waits_for_the_client(app: &TestApp) {
+    let mut body = start_export(app, 100_000).await;
     let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
     assert!(first.starts_with(HEADER_ROW.as_bytes()));
     // The client has read one chunk: the server must be waiting for it, not
@@ -183,15 +188,7 @@ async fn bulk_export_streams_100000_rows_and_waits_for_the_client(app: &TestApp)
 }
 
 async fn a_client_that_goes_away_stops_the_export(app: &TestApp) {
-    consentry::service::seed::seed(&app.db, 20_000)
-        .await
-        .unwrap();
-    let req = Request::get("/people/export.csv")
-        .header("authorization", format!("Bearer {}", app.sales()))
-        .body(Body::empty())
-        .unwrap();
-    let res = app.router.clone().oneshot(req).await.unwrap();
-    let mut body = res.into_body();
+    let mut body = start_export(app, 20_000).await;
     body.frame().await.unwrap().unwrap();
     drop(body);
     let event = export_event(app).await;
