@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use entity::person;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
-use crate::auth::{JwtSettings, Role, issue_token};
+use crate::auth::{JwtKey, Role, issue_token};
 use crate::config::{Config, Secret};
 use crate::db::Db;
 use crate::service::crm;
@@ -21,14 +21,6 @@ const DEMO_PEOPLE: u64 = 25;
 const EMAIL_DELIVERY_EVERY: Duration = Duration::from_secs(5);
 /// How long the tokens `serve --demo` prints stay valid.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
-
-fn jwt_settings(config: &Config, secret: Secret) -> JwtSettings {
-    JwtSettings {
-        secret,
-        issuer: config.jwt_issuer.clone(),
-        audience: config.jwt_audience.clone(),
-    }
-}
 
 async fn connect(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(&config.database_url).await.with_context(|| {
@@ -57,13 +49,7 @@ fn redact_url(url: &str) -> String {
 
 /// `consentry serve [--demo]`: migrate, then serve until Ctrl-C or SIGTERM.
 pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
-    let jwt_secret = match (&config.jwt_secret, demo) {
-        (Some(s), _) => s.clone(),
-        (None, true) => Secret::random()?,
-        (None, false) => bail!(
-            "no JWT key configured: set CONSENTRY_JWT_SECRET (or run `consentry serve --demo` to try it out)"
-        ),
-    };
+    let jwt = config.jwt(demo)?;
     let unsubscribe_secret = match (&config.unsubscribe_secret, demo) {
         (Some(s), _) => s.clone(),
         (None, true) => Secret::random()?,
@@ -81,7 +67,6 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         .transpose()
         .context("CONSENTRY_SMTP_URL or CONSENTRY_EMAIL_FROM is not valid")?;
     let db = connect(config).await?;
-    let jwt = jwt_settings(config, jwt_secret);
     if demo {
         if person::Entity::find().count(db.conn()).await? == 0 {
             service::seed::seed(&db, DEMO_PEOPLE).await?;
@@ -93,9 +78,11 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         println!(
             "Paste one of these into GraphiQL's headers as {{\"Authorization\": \"Bearer <token>\"}}:"
         );
-        for role in Role::ALL {
-            let token = issue_token(&jwt, &format!("demo-{role}"), &[role], DEMO_TOKEN_TTL)?;
-            println!("  {:<10} {token}", role.as_str());
+        if matches!(jwt.key, JwtKey::Secret(_)) {
+            for role in Role::ALL {
+                let token = issue_token(&jwt, &format!("demo-{role}"), &[role], DEMO_TOKEN_TTL)?;
+                println!("  {:<10} {token}", role.as_str());
+            }
         }
     }
     if let Some(mailer) = mailer {
@@ -116,7 +103,10 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         suppression: Suppression::new(unsubscribe_secret),
         salesforce,
     };
-    let app = crate::router(AppState::new(db, &settings));
+    let state = AppState::new(db, &settings);
+    let keys = state.verifier.load().await?;
+    tracing::info!(keys, "bearer-token keys loaded");
+    let app = crate::router(state);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -158,14 +148,11 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 /// `consentry token`: prints an HS256 token.
 pub fn token(config: &Config, subject: &str, roles: &[Role], ttl: Duration) -> anyhow::Result<()> {
-    let secret = config
-        .jwt_secret
-        .clone()
-        .context("set CONSENTRY_JWT_SECRET (the secret the server verifies tokens with)")?;
-    println!(
-        "{}",
-        issue_token(&jwt_settings(config, secret), subject, roles, ttl)?
-    );
+    let jwt = match &config.jwt_secret {
+        Some(_) => config.jwt(false)?,
+        None => bail!("set CONSENTRY_JWT_SECRET (the secret the server verifies tokens with)"),
+    };
+    println!("{}", issue_token(&jwt, subject, roles, ttl)?);
     Ok(())
 }
 

@@ -77,6 +77,26 @@ pub struct Config {
     )]
     pub jwt_secret: Option<Secret>,
 
+    /// PEM public key (RSA for RS256, EC P-256 for ES256), or a file
+    /// holding it.
+    #[arg(long, env = "CONSENTRY_JWT_PUBLIC_KEY", global = true)]
+    pub jwt_public_key: Option<String>,
+
+    /// JWKS document with the identity provider's keys: an https URL or a
+    /// file. Keys are chosen by the token's `kid`.
+    #[arg(long, env = "CONSENTRY_JWKS_URL", global = true)]
+    pub jwks_url: Option<crate::auth::JwksLocation>,
+
+    /// Where the roles are in the token: a claim name or a dot-separated
+    /// path, e.g. `realm_access.roles` (Keycloak).
+    #[arg(
+        long,
+        env = "CONSENTRY_JWT_ROLES_CLAIM",
+        default_value = "roles",
+        global = true
+    )]
+    pub jwt_roles_claim: crate::auth::RolesClaim,
+
     /// Required `iss` claim, when set.
     #[arg(long, env = "CONSENTRY_JWT_ISSUER", global = true)]
     pub jwt_issuer: Option<String>,
@@ -204,6 +224,45 @@ impl Config {
                 "set both CONSENTRY_SALESFORCE_URL and CONSENTRY_SALESFORCE_TOKEN, or neither"
             ),
         }
+    }
+
+    /// How tokens are verified: exactly one of the secret, the public key or
+    /// the JWKS. Without any, `demo` gets a random secret; otherwise it is
+    /// an error.
+    pub fn jwt(&self, demo: bool) -> anyhow::Result<crate::auth::JwtSettings> {
+        use crate::auth::{JwksSource, JwtKey, PublicKey};
+        let key = match (&self.jwt_secret, &self.jwt_public_key, &self.jwks_url) {
+            (Some(secret), None, None) => JwtKey::Secret(secret.clone()),
+            (None, Some(pem), None) => {
+                let pem = if pem.trim_start().starts_with("-----BEGIN") {
+                    pem.clone()
+                } else {
+                    std::fs::read_to_string(pem).map_err(|e| {
+                        anyhow::anyhow!(
+                            "CONSENTRY_JWT_PUBLIC_KEY is neither a PEM key nor a readable file ({pem}): {e}"
+                        )
+                    })?
+                };
+                JwtKey::PublicKey(
+                    PublicKey::from_pem(&pem)
+                        .map_err(|e| anyhow::anyhow!("CONSENTRY_JWT_PUBLIC_KEY: {e}"))?,
+                )
+            }
+            (None, None, Some(location)) => JwtKey::Jwks(JwksSource::new(location.clone())?),
+            (None, None, None) if demo => JwtKey::Secret(Secret::random()?),
+            (None, None, None) => anyhow::bail!(
+                "no JWT key configured: set CONSENTRY_JWT_SECRET, CONSENTRY_JWT_PUBLIC_KEY or CONSENTRY_JWKS_URL (or run `consentry serve --demo` to try it out)"
+            ),
+            _ => anyhow::bail!(
+                "set only one of CONSENTRY_JWT_SECRET, CONSENTRY_JWT_PUBLIC_KEY and CONSENTRY_JWKS_URL"
+            ),
+        };
+        Ok(crate::auth::JwtSettings {
+            key,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            roles_claim: self.jwt_roles_claim.clone(),
+        })
     }
 
     /// The GraphQL limits this configuration asks for.

@@ -1,10 +1,12 @@
 //! Who is calling and what they may do: bearer-token verification, roles and
 //! the permission matrix of DESIGN §2. Knows nothing of HTTP or GraphQL.
 
+mod jwks;
 mod jwt;
 mod roles;
 
-pub use jwt::{Claims, JwtSettings, JwtVerifier, issue_token};
+pub use jwks::{JwksLocation, JwksSource};
+pub use jwt::{JwtKey, JwtSettings, JwtVerifier, PublicKey, RolesClaim, issue_token};
 pub use roles::{Actor, Permission, Role};
 
 /// One request's caller: the verified actor and the request id that ties

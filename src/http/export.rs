@@ -18,11 +18,8 @@ use crate::domain::{AuthorizationType, PeopleFilter, SourceType};
 use crate::error::Error;
 use crate::service::{export, import};
 
-fn caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    Ok(Caller::new(app.verifier.verify_header(header)?))
+async fn caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, Error> {
+    Ok(Caller::new(super::authenticate(app, headers).await?))
 }
 
 fn csv_response(filename: &str, body: Body) -> Response {
@@ -46,7 +43,7 @@ pub async fn person(
     Path(id): Path<String>,
 ) -> Response {
     let result = async {
-        let caller = caller(&app, &headers)?;
+        let caller = caller(&app, &headers).await?;
         let id = Uuid::parse_str(&id).map_err(|_| Error::bad_input("id", "id is not a UUID"))?;
         export::export_person(&app.db, &caller, id).await
     }
@@ -140,7 +137,7 @@ pub async fn people(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let result = async {
-        let caller = caller(&app, &headers)?;
+        let caller = caller(&app, &headers).await?;
         let filter = filter(&params)?;
         export::export_people(&app.db, &caller, filter).await
     }
@@ -162,7 +159,7 @@ pub async fn people(
 /// `POST /people/import.csv`: all or nothing; 400 with every row error.
 pub async fn import(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let result = async {
-        let caller = caller(&app, &headers)?;
+        let caller = caller(&app, &headers).await?;
         let bytes = super::read_body(
             &headers,
             body,

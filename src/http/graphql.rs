@@ -22,13 +22,6 @@ fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
     (status, axum::Json(graphql_error_body(message, ext))).into_response()
 }
 
-fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Actor, Error> {
-    let header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    app.verifier.verify_header(header)
-}
-
 async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
     let caller = Caller::new(actor);
     let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
@@ -42,7 +35,7 @@ async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) 
 
 /// `POST /graphql`.
 pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let actor = match authenticate(&app, &headers) {
+    let actor = match super::authenticate(&app, &headers).await {
         Ok(actor) => actor,
         Err(e) => return e.into_response(),
     };
@@ -116,7 +109,7 @@ pub async fn get(
         )
         .into_response();
     };
-    let actor = match authenticate(&app, &headers) {
+    let actor = match super::authenticate(&app, &headers).await {
         Ok(actor) => actor,
         Err(e) => return e.into_response(),
     };

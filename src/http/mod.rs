@@ -77,3 +77,14 @@ async fn read_body(
         .await
         .map_err(|_| too_large())
 }
+
+/// The caller named by the request's `Authorization: Bearer` token.
+async fn authenticate(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<crate::auth::Actor, crate::error::Error> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    app.verifier.verify_header(header).await
+}

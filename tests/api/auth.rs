@@ -9,9 +9,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, code};
+use crate::helpers::{JWT_SECRET, TestApp, code};
 
-const SECRET: &[u8] = b"test-secret-0123456789abcdef0123456789abcdef";
+const SECRET: &[u8] = JWT_SECRET.as_bytes();
 
 fn signed(claims: Value, key: &[u8]) -> String {
     encode(

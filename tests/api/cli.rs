@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{JWT_SECRET, TestApp};
 
 fn consentry(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_consentry"));
@@ -33,7 +33,7 @@ async fn token_command_prints_a_token_the_server_accepts() {
             "--ttl",
             "10m",
         ],
-        &[("CONSENTRY_JWT_SECRET", app.jwt.secret.expose())],
+        &[("CONSENTRY_JWT_SECRET", JWT_SECRET)],
     );
     assert!(
         out.status.success(),
@@ -63,6 +63,56 @@ fn serve_refuses_to_start_without_a_jwt_secret() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CONSENTRY_JWT_SECRET"));
+}
+
+#[test]
+fn serve_refuses_two_kinds_of_jwt_key_at_once() {
+    let out = consentry(
+        &["serve"],
+        &[
+            ("CONSENTRY_JWT_SECRET", "s"),
+            ("CONSENTRY_JWKS_URL", "/nonexistent/jwks.json"),
+            ("CONSENTRY_UNSUBSCRIBE_SECRET", "u"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set only one of"));
+}
+
+#[test]
+fn serve_refuses_to_start_when_the_jwks_cannot_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display());
+    let out = consentry(
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[
+            ("CONSENTRY_DATABASE_URL", &url),
+            ("CONSENTRY_JWKS_URL", "/nonexistent/jwks.json"),
+            ("CONSENTRY_UNSUBSCRIBE_SECRET", "u"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read the JWKS file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn serve_refuses_a_public_key_that_is_not_one() {
+    let out = consentry(
+        &["serve"],
+        &[
+            (
+                "CONSENTRY_JWT_PUBLIC_KEY",
+                "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n",
+            ),
+            ("CONSENTRY_UNSUBSCRIBE_SECRET", "u"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CONSENTRY_JWT_PUBLIC_KEY"));
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The HS256 secret the test server verifies tokens with.
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
 /// The public URL unsubscribe links in tests point at.
 pub const PUBLIC_URL: &str = "https://consentry.test";
 
@@ -89,11 +92,7 @@ impl TestApp {
     ) -> Self {
         let db = Db::connect(&database_url).await.expect("connect");
         db.migrate().await.expect("migrate");
-        let jwt = JwtSettings {
-            secret: Secret::new("test-secret-0123456789abcdef0123456789abcdef"),
-            issuer: None,
-            audience: None,
-        };
+        let jwt = JwtSettings::hs256(Secret::new(JWT_SECRET));
         let router = consentry::router(AppState::new(db.clone(), &settings(&jwt)));
         TestApp {
             db,

@@ -17,6 +17,7 @@ mod email;
 mod erasure;
 mod export;
 mod http;
+mod idp;
 mod import;
 mod people;
 mod subscriptions;
