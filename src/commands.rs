@@ -19,16 +19,37 @@ use crate::{AppState, Settings, graphql, service};
 const DEMO_PEOPLE: u64 = 25;
 /// How often the delivery worker looks for due emails.
 const EMAIL_DELIVERY_EVERY: Duration = Duration::from_secs(5);
+/// On SIGTERM, how long past the request timeout in-flight responses (a
+/// streamed export) may take to finish.
+const SHUTDOWN_EXTRA_GRACE: Duration = Duration::from_secs(10);
+/// How long commands keep retrying a database that cannot be reached.
+const DB_STARTUP_WAIT: Duration = Duration::from_secs(120);
 /// How long the tokens `serve --demo` prints stay valid.
 const DEMO_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
+/// Connects and migrates. A database that is not reachable yet (starting
+/// up, failing over) is retried with exponential backoff for up to
+/// [`DB_STARTUP_WAIT`], each failure logged with its cause.
 async fn connect(config: &Config) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.database_url).await.with_context(|| {
-        format!(
-            "cannot connect to the database at {}",
-            redact_url(&config.database_url)
-        )
-    })?;
+    let url = redact_url(&config.database_url);
+    let started = std::time::Instant::now();
+    let mut delay = Duration::from_millis(500);
+    let db = loop {
+        match Db::connect(&config.database_url).await {
+            Ok(db) => break db,
+            Err(e) if started.elapsed() + delay < DB_STARTUP_WAIT => {
+                tracing::error!(database = %url, error = %e, retry_in = ?delay, "cannot connect to the database; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot connect to the database at {url} (gave up after {}s)",
+                    started.elapsed().as_secs()
+                )));
+            }
+        }
+    };
     db.migrate().await.context("cannot migrate the database")?;
     Ok(db)
 }
@@ -99,6 +120,8 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         max_import_bytes: config.max_import_bytes,
         cors_origins: config.cors_origins.clone(),
+        max_in_flight: config.max_in_flight,
+        request_timeout: config.request_timeout,
         links: UnsubscribeLinks::new(unsubscribe_secret.clone(), &config.public_url()),
         suppression: Suppression::new(unsubscribe_secret),
         salesforce,
@@ -111,9 +134,26 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "consentry serving /graphql");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|s| *s).await;
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => result?,
+        () = shutdown_signal() => {
+            // Stop accepting; give in-flight requests (at most one request
+            // timeout, plus streaming bodies) time to finish.
+            let _ = stop.send(true);
+            let grace = config.request_timeout + SHUTDOWN_EXTRA_GRACE;
+            match tokio::time::timeout(grace, server).await {
+                Ok(result) => result?,
+                Err(_) => tracing::warn!(?grace, "requests still running after the grace period; exiting"),
+            }
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

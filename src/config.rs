@@ -165,6 +165,21 @@ pub struct Config {
     )]
     pub cors_origins: Vec<String>,
 
+    /// Requests handled at once; beyond it the server answers 503 with
+    /// `Retry-After` at once instead of queueing.
+    #[arg(
+        long,
+        env = "CONSENTRY_MAX_IN_FLIGHT",
+        default_value_t = 256,
+        global = true
+    )]
+    pub max_in_flight: usize,
+
+    /// How long a request may run before it is cancelled (503 `TIMEOUT`,
+    /// its transaction rolled back), e.g. `30s`.
+    #[arg(long, env = "CONSENTRY_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: std::time::Duration,
+
     /// Maximum GraphQL query depth.
     #[arg(long, env = "CONSENTRY_MAX_DEPTH", default_value_t = 16, global = true)]
     pub max_depth: usize,

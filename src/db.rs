@@ -17,6 +17,10 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// How long SQLite waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for a pooled connection (or for an unreachable
+/// database) before it fails with `INTERNAL`: short enough that an outage
+/// is reported well inside the request timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The database handle the service layer works with.
 #[derive(Clone, Debug)]
@@ -78,7 +82,7 @@ impl Db {
         } else {
             options.max_connections(16).min_connections(1);
         }
-        options.acquire_timeout(Duration::from_secs(30));
+        options.acquire_timeout(ACQUIRE_TIMEOUT);
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();

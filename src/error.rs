@@ -14,6 +14,8 @@ pub mod code {
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const CONFLICT: &str = "CONFLICT";
     pub const INTERNAL: &str = "INTERNAL";
+    pub const TIMEOUT: &str = "TIMEOUT";
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
     pub const GRAPHQL_PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
     pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 }
@@ -42,6 +44,12 @@ pub enum Error {
     /// The request clashes with the stored state.
     #[error("{0}")]
     Conflict(String),
+    /// The request ran past the deadline and was cancelled (rolled back).
+    #[error("{0}")]
+    Timeout(String),
+    /// Too many requests in flight; retry after a moment.
+    #[error("{0}")]
+    Overloaded(String),
     /// Anything else: logged with its cause, shown to the client only as
     /// an opaque message with the request id.
     #[error("internal error")]
@@ -87,6 +95,8 @@ impl Error {
                 code::BAD_USER_INPUT
             }
             Error::Conflict(_) => code::CONFLICT,
+            Error::Timeout(_) => code::TIMEOUT,
+            Error::Overloaded(_) => code::UNAVAILABLE,
             Error::Internal(_) => code::INTERNAL,
         }
     }
@@ -100,6 +110,7 @@ impl Error {
             Error::BadInput { .. } | Error::InvalidRows { .. } => StatusCode::BAD_REQUEST,
             Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Timeout(_) | Error::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,17 +172,27 @@ pub fn graphql_error_body(
     serde_json::json!({ "errors": [{ "message": message, "extensions": extensions }] })
 }
 
+/// What an overloaded server asks clients to wait, in seconds.
+const RETRY_AFTER_SECS: &str = "1";
+
 impl IntoResponse for Error {
     /// The status and a GraphQL-shaped body; an internal error gets a fresh
     /// request id, logged with its cause and shown to the client.
     fn into_response(self) -> Response {
         let request_id =
             matches!(self, Error::Internal(_)).then(|| uuid::Uuid::now_v7().to_string());
-        (
+        let mut response = (
             self.status(),
             axum::Json(self.to_body(request_id.as_deref())),
         )
-            .into_response()
+            .into_response();
+        if matches!(self, Error::Overloaded(_)) {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        response
     }
 }
 

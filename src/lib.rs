@@ -39,6 +39,10 @@ pub struct Settings {
     pub max_import_bytes: usize,
     /// Browser origins allowed by CORS (none: same-origin only).
     pub cors_origins: Vec<String>,
+    /// Requests handled at once; more are refused with 503.
+    pub max_in_flight: usize,
+    /// How long a request may take before it is cancelled (503).
+    pub request_timeout: std::time::Duration,
     /// Signs and checks unsubscribe links.
     pub links: UnsubscribeLinks,
     /// The CRM, when configured.
@@ -73,6 +77,8 @@ pub struct App {
     pub max_import_bytes: usize,
     /// Browser origins allowed by CORS.
     pub cors_origins: Vec<String>,
+    /// Load shedding and the request deadline.
+    pub guard: crate::http::Guard,
     /// Unsubscribe links and the CRM.
     pub integrations: Arc<Integrations>,
 }
@@ -91,6 +97,7 @@ impl AppState {
             max_body_bytes: settings.max_body_bytes,
             max_import_bytes: settings.max_import_bytes,
             cors_origins: settings.cors_origins.clone(),
+            guard: crate::http::Guard::new(settings.max_in_flight, settings.request_timeout),
             integrations: Arc::new(Integrations {
                 links: settings.links.clone(),
                 salesforce: settings.salesforce.clone(),

@@ -9,12 +9,16 @@ use async_graphql_axum::GraphQLResponse;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use crate::AppState;
 use crate::auth::{Actor, Caller};
 use crate::error::{Error, code, graphql_error_body};
+
+/// GraphiQL runs inline scripts and loads its assets from a CDN over https;
+/// it may talk to this server only, and may not be framed.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'unsafe-inline' https:; style-src 'unsafe-inline' https:; img-src 'self' data: https:; font-src data: https:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
     let mut ext = serde_json::Map::new();
@@ -101,13 +105,11 @@ pub async fn get(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(query) = params.get("query") else {
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("consentry")
-                .finish(),
-        )
-        .into_response();
+        let html = GraphiQLSource::build()
+            .endpoint("/graphql")
+            .title("consentry")
+            .finish();
+        return super::html_page(StatusCode::OK, html, GRAPHIQL_CSP);
     };
     let actor = match super::authenticate(&app, &headers).await {
         Ok(actor) => actor,

@@ -3,8 +3,11 @@
 
 mod export;
 mod graphql;
+mod guard;
 mod health;
 mod unsubscribe;
+
+pub use guard::Guard;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -15,7 +18,7 @@ use crate::AppState;
 
 /// The router the binary serves and the tests drive.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/people/export.csv", get(export::people))
         .route("/people/import.csv", post(export::import))
@@ -24,6 +27,12 @@ pub fn router(state: AppState) -> Router {
             "/unsubscribe/{token}",
             get(unsubscribe::confirm).post(unsubscribe::unsubscribe),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            guard::layer,
+        ));
+    Router::new()
+        .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(cors(&state.cors_origins))
@@ -87,4 +96,27 @@ async fn authenticate(
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     app.verifier.verify_header(header).await
+}
+
+/// An HTML page with the headers every consentry page carries: its content
+/// security policy, no sniffing, no referrer, no framing, no caching.
+fn html_page(
+    status: axum::http::StatusCode,
+    html: String,
+    csp: &'static str,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut response = (status, axum::response::Html(html)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, csp),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }

@@ -6,23 +6,15 @@
 //! link reveals nothing.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 
 use crate::AppState;
 use crate::error::Error;
 use crate::service::subscriptions;
 
-const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
-    (
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-    ),
-    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-    (header::REFERRER_POLICY, "no-referrer"),
-    (header::X_FRAME_OPTIONS, "DENY"),
-    (header::CACHE_CONTROL, "no-store"),
-];
+/// The page needs nothing but its inline style and its own form.
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
@@ -50,13 +42,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 </html>
 "#
     );
-    let mut response = (status, Html(html)).into_response();
-    for (name, value) in SECURITY_HEADERS {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
-    }
-    response
+    super::html_page(status, html, CSP)
 }
 
 fn invalid_link() -> Response {

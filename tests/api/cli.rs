@@ -1,22 +1,10 @@
 //! The `consentry` binary: tokens, refusing to start without secrets,
 //! seeding and printing the schema.
 
-use std::process::{Command, Output};
-
 use serde_json::json;
 
 use crate::helpers::{JWT_SECRET, TestApp};
-
-fn consentry(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_consentry"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONSENTRY_")) {
-        cmd.env_remove(k);
-    }
-    cmd.args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run consentry")
-}
+use crate::process::{Server, consentry, memory_kib};
 
 #[tokio::test]
 async fn token_command_prints_a_token_the_server_accepts() {
@@ -183,30 +171,6 @@ async fn sync_crm_command_reports_and_exits_1_when_salesforce_refuses() {
     assert!(String::from_utf8_lossy(&refused.stdout).contains("401"));
 }
 
-/// A child server process, killed when dropped (a failed assertion included).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-/// Peak and current resident memory of a process, in KiB (Linux).
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    (field("VmHWM:"), field("VmRSS:"))
-}
-
 #[tokio::test]
 async fn a_streamed_export_of_100000_rows_keeps_server_memory_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -220,51 +184,14 @@ async fn a_streamed_export_of_100000_rows_keeps_server_memory_bounded() {
         "{}",
         String::from_utf8_lossy(&seeded.stderr)
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let listen = format!("127.0.0.1:{port}");
-    let env = [
-        ("CONSENTRY_DATABASE_URL", url.as_str()),
-        ("CONSENTRY_LISTEN", &listen),
-        ("CONSENTRY_JWT_SECRET", "memory-test-secret"),
-        ("CONSENTRY_UNSUBSCRIBE_SECRET", "u"),
-        ("RUST_LOG", "warn"),
-    ];
-    let token =
-        String::from_utf8(consentry(&["token", "--sub", "m", "--role", "sales"], &env).stdout)
-            .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_consentry"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONSENTRY_")) {
-        cmd.env_remove(k);
-    }
-    let server = Server(
-        cmd.arg("serve")
-            .envs(env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let http = reqwest::Client::new();
-    let base = format!("http://{listen}");
-    let mut ready = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(ready, "the server did not start");
-    let (_, before) = memory_kib(server.0.id());
+    let server = Server::start(&[("CONSENTRY_DATABASE_URL", url.as_str())], None).await;
+    let token = server.token("m", "sales");
+    let (_, before) = memory_kib(server.pid());
 
-    let mut res = http
-        .get(format!("{base}/people/export.csv"))
-        .bearer_auth(token.trim())
+    let mut res = server
+        .http
+        .get(format!("{}/people/export.csv", server.base))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -274,7 +201,7 @@ async fn a_streamed_export_of_100000_rows_keeps_server_memory_bounded() {
         bytes += chunk.len();
         lines += chunk.iter().filter(|&&b| b == b'\n').count();
     }
-    let (peak, _) = memory_kib(server.0.id());
+    let (peak, _) = memory_kib(server.pid());
     drop(server);
 
     assert_eq!(lines, 100_001);

@@ -71,6 +71,10 @@ fn settings(jwt: &JwtSettings) -> Settings {
         max_body_bytes: 8 * 1024 * 1024,
         max_import_bytes: 64 * 1024 * 1024,
         cors_origins: vec![],
+        max_in_flight: 256,
+        // Debug builds under a parallel test load are slow; the deadline has
+        // its own tests.
+        request_timeout: Duration::from_secs(300),
         links: links(),
         salesforce: None,
         suppression: consentry::service::suppression::Suppression::new(Secret::new(
@@ -140,9 +144,15 @@ impl TestApp {
 
     /// The same server with other settings, over the same database.
     pub fn with_settings(&self, f: impl FnOnce(&mut Settings)) -> Router {
+        self.router_on(self.db.clone(), f)
+    }
+
+    /// A server with other settings over another handle on the database
+    /// (e.g. one connected through a fault-injecting proxy).
+    pub fn router_on(&self, db: Db, f: impl FnOnce(&mut Settings)) -> Router {
         let mut s = settings(&self.jwt);
         f(&mut s);
-        consentry::router(AppState::new(self.db.clone(), &s))
+        consentry::router(AppState::new(db, &s))
     }
 
     /// Drops a PostgreSQL test database; SQLite's folder goes with `self`.

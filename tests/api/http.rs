@@ -29,6 +29,21 @@ async fn graphiql_page_is_served_without_a_token(app: &TestApp) {
     assert!(body.contains("graphiql"), "{body}");
 }
 
+async fn graphiql_page_carries_security_headers(app: &TestApp) {
+    let (_, headers, _) = get(app, "/graphql", None).await;
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp} lacks {directive}");
+    }
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+}
+
 async fn a_query_may_be_sent_with_get(app: &TestApp) {
     let (status, _, body) = get(
         app,
@@ -215,6 +230,7 @@ async fn an_internal_error_leaks_nothing_and_carries_a_request_id(app: &TestApp)
 backend_tests!(
     an_internal_error_leaks_nothing_and_carries_a_request_id,
     graphiql_page_is_served_without_a_token,
+    graphiql_page_carries_security_headers,
     a_query_may_be_sent_with_get,
     a_mutation_sent_with_get_is_405_and_changes_nothing,
     a_batch_is_400,

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod helpers;
+mod process;
 mod smtp_sink;
 
 mod audit;
@@ -20,5 +21,6 @@ mod http;
 mod idp;
 mod import;
 mod people;
+mod resilience;
 mod subscriptions;
 mod unsubscribe;
