@@ -306,6 +306,21 @@ impl TestApp {
         .map(|r| r.rows_affected())
     }
 
+    /// The first column of the first row of a query returning integers
+    /// (e.g. a `COUNT(*)`), as `i64`.
+    pub async fn sql_i64(&self, sql: &str) -> i64 {
+        let conn = self.db.conn();
+        let row = conn
+            .query_one_raw(Statement::from_string(
+                conn.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .expect("query")
+            .expect("a row");
+        row.try_get_by_index::<i64>(0).expect("an integer")
+    }
+
     /// Whether this is the PostgreSQL run.
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()

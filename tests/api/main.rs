@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod cli;
 mod compliance;
+mod concurrency;
 mod crm;
 mod email;
 mod erasure;

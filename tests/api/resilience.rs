@@ -453,19 +453,8 @@ async fn a_backend_killed_mid_bulk_update_leaves_no_partial_change() {
     consentry::service::seed::seed(&app.db, 30_000)
         .await
         .unwrap();
-    let count_public_interest = || async {
-        app.db
-            .conn()
-            .query_one_raw(Statement::from_string(
-                sea_orm::DatabaseBackend::Postgres,
-                "SELECT COUNT(*) AS n FROM person WHERE authorization_type = 'PUBLIC_INTEREST'",
-            ))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get::<i64>("", "n")
-            .unwrap()
-    };
+    let count_public_interest =
+        || app.sql_i64("SELECT COUNT(*) FROM person WHERE authorization_type = 'PUBLIC_INTEREST'");
     let (before, events) = (count_public_interest().await, app.audit_count().await);
     let bulk = tokio::spawn({
         let (router, token) = (app.router.clone(), app.admin());
