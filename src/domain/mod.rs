@@ -32,4 +32,4 @@ pub use compliance::{Authorization, AuthorizationType, ComplianceCard, Source, S
 pub use email::Email;
 pub use filter::PeopleFilter;
 pub use person::{Contact, Person, Subscription};
-pub use text::Text;
+pub use text::{MAX_TEXT_CHARS, Text};

@@ -190,7 +190,7 @@ async fn sequences_are_gap_free_and_chained(app: &TestApp) {
     assert_eq!(nodes[1]["previousHash"], "0".repeat(64));
 }
 
-async fn disable_append_only_triggers(app: &TestApp) {
+pub async fn disable_append_only_triggers(app: &TestApp) {
     let statements: &[&str] = if app.is_postgres() {
         &[
             "ALTER TABLE audit_event DISABLE TRIGGER USER",

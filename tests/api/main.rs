@@ -22,6 +22,7 @@ mod http;
 mod idp;
 mod import;
 mod people;
+mod properties;
 mod resilience;
 mod subscriptions;
 mod unsubscribe;
