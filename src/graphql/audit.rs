@@ -47,7 +47,7 @@ impl AuditQuery {
     async fn audit_events(
         &self,
         ctx: &Context<'_>,
-        first: Option<i64>,
+        first: Option<i32>,
         after: Option<String>,
         filter: Option<AuditEventFilter>,
     ) -> Result<AuditEventConnection> {

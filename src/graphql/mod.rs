@@ -105,8 +105,9 @@ fn integrations<'a>(ctx: &Context<'a>) -> Result<&'a Integrations, Error> {
 
 /// The weight of a page in the complexity limit: its size (`first`, 50 when
 /// absent), so a document is charged for every row it may return.
-fn page_weight(first: Option<i64>) -> usize {
+fn page_weight(first: Option<i32>) -> usize {
     first
+        .map(i64::from)
         .unwrap_or(crate::service::DEFAULT_PAGE as i64)
         .clamp(1, crate::service::MAX_PAGE as i64) as usize
 }

@@ -112,7 +112,7 @@ impl PeopleQuery {
     async fn people(
         &self,
         ctx: &Context<'_>,
-        first: Option<i64>,
+        first: Option<i32>,
         after: Option<String>,
         filter: Option<PeopleFilterInput>,
     ) -> Result<PersonConnection> {

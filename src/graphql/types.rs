@@ -340,7 +340,7 @@ impl PersonObject {
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
-        first: Option<i64>,
+        first: Option<i32>,
         after: Option<String>,
     ) -> Result<AuditEventConnection> {
         let (db, caller) = request(ctx)?;

@@ -35,8 +35,8 @@ pub struct Page<T> {
 }
 
 /// Checks a page size: absent means 50; 1 to 500 allowed.
-pub fn page_size(first: Option<i64>) -> Result<u64> {
-    match first {
+pub fn page_size(first: Option<i32>) -> Result<u64> {
+    match first.map(i64::from) {
         None => Ok(DEFAULT_PAGE),
         Some(n) if (1..=MAX_PAGE as i64).contains(&n) => Ok(n as u64),
         Some(_) => Err(Error::bad_input(

@@ -123,6 +123,18 @@ async fn an_unknown_field_is_graphql_validation_failed(app: &TestApp) {
     assert_eq!(code(&body["errors"][0]), "GRAPHQL_VALIDATION_FAILED");
 }
 
+async fn an_int_outside_32_bits_is_refused_even_where_no_resolver_runs(app: &TestApp) {
+    // `person` is null, so `auditTrail` never runs: validation must catch it.
+    let errors = app
+        .err(
+            &app.admin(),
+            "{ person(id: \"01a20aae-7074-7188-95a6-07b6fbe525f8\") { auditTrail(first: -2147483649) { totalCount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&errors), "GRAPHQL_VALIDATION_FAILED", "{errors}");
+}
+
 async fn a_document_deeper_than_the_limit_is_refused_before_resolvers_run(app: &TestApp) {
     let router = app.with_settings(|s| s.limits.max_depth = 3);
     let body = crate::helpers::graphql(
@@ -238,6 +250,7 @@ backend_tests!(
     a_streamed_body_over_the_limit_is_413,
     a_document_that_does_not_parse_is_graphql_parse_failed,
     an_unknown_field_is_graphql_validation_failed,
+    an_int_outside_32_bits_is_refused_even_where_no_resolver_runs,
     a_document_deeper_than_the_limit_is_refused_before_resolvers_run,
     a_page_weighs_its_size_in_the_complexity_limit,
     too_many_aliases_are_refused,
