@@ -75,8 +75,9 @@ impl fmt::Debug for PublicKey {
     }
 }
 
-/// Where in the claims the roles are: a dot-separated path such as `roles`
-/// (the default) or `realm_access.roles` (Keycloak).
+/// Where in the claims the roles are: a claim name such as `roles` (the
+/// default) or `https://example.com/roles` (Auth0's namespaced claims), or
+/// a dot-separated path such as `realm_access.roles` (Keycloak).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RolesClaim(Vec<String>);
 
@@ -106,8 +107,12 @@ impl fmt::Display for RolesClaim {
 }
 
 impl RolesClaim {
+    /// The claim named by the whole path (namespaced claims such as
+    /// `https://example.com/roles` contain dots), else the nested one.
     fn get<'a>(&self, claims: &'a Value) -> Option<&'a Value> {
-        self.0.iter().try_fold(claims, |v, name| v.get(name))
+        claims
+            .get(self.0.join("."))
+            .or_else(|| self.0.iter().try_fold(claims, |v, name| v.get(name)))
     }
 
     fn set(&self, claims: &mut Map<String, Value>, value: Value) {
@@ -369,6 +374,13 @@ mod tests {
         let claims = Value::Object(claims);
         assert_eq!(claims["realm_access"]["roles"][0], "admin");
         assert_eq!(path.get(&claims), Some(&Value::from(vec!["admin"])));
+    }
+
+    #[test]
+    fn a_namespaced_claim_name_with_dots_is_read_whole() {
+        let path: RolesClaim = "https://consentry.example/roles".parse().unwrap();
+        let claims = serde_json::json!({ "https://consentry.example/roles": ["sales"] });
+        assert_eq!(path.get(&claims), Some(&Value::from(vec!["sales"])));
     }
 
     #[test]
