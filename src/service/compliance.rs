@@ -8,7 +8,7 @@ use entity::person;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
-    QueryFilter, QuerySelect, Value,
+    QueryFilter, QueryOrder, QuerySelect, Value,
 };
 use uuid::Uuid;
 
@@ -303,11 +303,15 @@ async fn bulk_update(
     let rows = match selection {
         Selection::Ids(ids) => {
             let mut seen = HashSet::with_capacity(ids.len());
-            let ids: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+            let mut ids: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+            // Rows are locked in id order (here and in every chunk), so two
+            // bulk updates over overlapping people cannot deadlock.
+            ids.sort_unstable();
             let mut rows = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(IDS_PER_STATEMENT) {
-                let mut q =
-                    person::Entity::find().filter(person::Column::Id.is_in(chunk.iter().copied()));
+                let mut q = person::Entity::find()
+                    .filter(person::Column::Id.is_in(chunk.iter().copied()))
+                    .order_by_asc(person::Column::Id);
                 if lock {
                     q = q.lock_exclusive();
                 }
@@ -334,7 +338,9 @@ async fn bulk_update(
             rows
         }
         Selection::Filter(filter) => {
-            let mut q = person::Entity::find().filter(filter_condition(filter));
+            let mut q = person::Entity::find()
+                .filter(filter_condition(filter))
+                .order_by_asc(person::Column::Id);
             if lock {
                 q = q.lock_exclusive();
             }

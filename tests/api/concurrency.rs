@@ -142,23 +142,30 @@ async fn events_since(app: &TestApp, after: i64) -> BTreeMap<&'static str, u64> 
 async fn run(app: &TestApp, processes: usize) {
     let people = create_people(app).await;
     let before = app.sql_i64("SELECT MAX(sequence) FROM audit_event").await;
+    let logs = tempfile::tempdir().unwrap();
     let mut servers = Vec::new();
-    for _ in 0..processes {
+    for i in 0..processes {
         servers.push(
             Server::start(
                 &[("CONSENTRY_DATABASE_URL", app.database_url.as_str())],
-                None,
+                Some(&logs.path().join(format!("server-{i}.log"))),
             )
             .await,
         );
     }
     let (acked, errors) = drive(&servers, &people).await;
-    assert!(
-        errors.is_empty(),
-        "{} of {MUTATIONS} mutations failed; first: {:#}",
-        errors.len(),
-        errors[0]
-    );
+    if !errors.is_empty() {
+        let mut log = String::new();
+        for i in 0..processes {
+            log += &std::fs::read_to_string(logs.path().join(format!("server-{i}.log")))
+                .unwrap_or_default();
+        }
+        panic!(
+            "{} of {MUTATIONS} mutations failed; first: {:#}\nserver logs:\n{log}",
+            errors.len(),
+            errors[0]
+        );
+    }
     assert_eq!(acked.values().sum::<u64>(), MUTATIONS as u64);
     assert_eq!(
         events_since(app, before).await,
