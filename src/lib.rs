@@ -69,6 +69,8 @@ pub struct App {
     pub db: Db,
     /// The GraphQL schema.
     pub schema: AppSchema,
+    /// Parsed GraphQL documents by their text.
+    pub documents: graphql::DocumentCache,
     /// Bearer-token verification.
     pub verifier: JwtVerifier,
     /// Largest request body accepted, in bytes.
@@ -93,6 +95,7 @@ impl AppState {
         AppState(Arc::new(App {
             db,
             schema: graphql::build_schema(&settings.limits),
+            documents: graphql::DocumentCache::default(),
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.max_body_bytes,
             max_import_bytes: settings.max_import_bytes,

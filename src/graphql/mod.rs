@@ -4,6 +4,7 @@
 mod audit;
 mod compliance;
 mod crm;
+mod documents;
 mod email;
 mod erasure;
 mod errors;
@@ -15,6 +16,8 @@ mod types;
 mod viewer;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, SDLExportOptions, Schema};
+
+pub use documents::DocumentCache;
 
 use crate::Integrations;
 use crate::auth::Caller;

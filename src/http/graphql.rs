@@ -29,6 +29,8 @@ fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
 async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
     let caller = Caller::new(actor);
     let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
+    let mut request = request;
+    app.documents.prepare(&mut request);
     let request = request
         .data(app.db.clone())
         .data(app.integrations.clone())
@@ -54,25 +56,20 @@ pub async fn post(State(app): State<AppState>, headers: HeaderMap, body: Body) -
         Ok(bytes) => bytes,
         Err(e) => return e.into_response(),
     };
-    let value: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("the body is not JSON: {e}"),
-                code::GRAPHQL_PARSE_FAILED,
-            );
-        }
-    };
-    if value.is_array() {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return error_response(
             StatusCode::BAD_REQUEST,
             "batched requests are not supported: send one operation per request",
             code::BAD_USER_INPUT,
         );
     }
-    match serde_json::from_value::<async_graphql::Request>(value) {
+    match serde_json::from_slice::<async_graphql::Request>(&bytes) {
         Ok(request) => execute(&app, actor, request).await,
+        Err(e) if e.is_syntax() || e.is_eof() => error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("the body is not JSON: {e}"),
+            code::GRAPHQL_PARSE_FAILED,
+        ),
         Err(e) => error_response(
             StatusCode::BAD_REQUEST,
             &format!("the body is not a GraphQL request: {e}"),

@@ -185,6 +185,27 @@ async fn a_page_weighs_its_size_in_the_complexity_limit(app: &TestApp) {
     );
 }
 
+async fn a_repeated_document_is_checked_on_every_request(app: &TestApp) {
+    // The second time, the parsed document comes from the cache; the limits
+    // still apply and the results still follow the variables.
+    let aliases: String = (0..51)
+        .map(|i| format!("a{i}: viewer {{ subject }} "))
+        .collect();
+    for _ in 0..2 {
+        let body = app
+            .gql(&app.sales(), &format!("{{ {aliases} }}"), json!({}))
+            .await;
+        assert_eq!(code(&body["errors"][0]), "GRAPHQL_VALIDATION_FAILED");
+    }
+    let a = app.person_id("cache-a@example.com").await;
+    let b = app.person_id("cache-b@example.com").await;
+    let query = "query($id: UUID!) { person(id: $id) { email } }";
+    for (id, email) in [(&a, "cache-a@example.com"), (&b, "cache-b@example.com")] {
+        let data = app.ok(&app.sales(), query, json!({ "id": id })).await;
+        assert_eq!(data["person"]["email"], email);
+    }
+}
+
 async fn too_many_aliases_are_refused(app: &TestApp) {
     let aliases: String = (0..51)
         .map(|i| format!("a{i}: viewer {{ subject }} "))
@@ -251,6 +272,7 @@ backend_tests!(
     a_document_that_does_not_parse_is_graphql_parse_failed,
     an_unknown_field_is_graphql_validation_failed,
     an_int_outside_32_bits_is_refused_even_where_no_resolver_runs,
+    a_repeated_document_is_checked_on_every_request,
     a_document_deeper_than_the_limit_is_refused_before_resolvers_run,
     a_page_weighs_its_size_in_the_complexity_limit,
     too_many_aliases_are_refused,
