@@ -13,7 +13,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::authorize;
-use super::people::{filter_condition, lock_person, to_person};
+use super::people::{CardRow, filter_condition, lock_person, to_person};
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
 use crate::db::Db;
@@ -310,12 +310,14 @@ async fn bulk_update(
             let mut rows = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(IDS_PER_STATEMENT) {
                 let mut q = person::Entity::find()
+                    .select_only()
+                    .columns(CardRow::COLUMNS)
                     .filter(person::Column::Id.is_in(chunk.iter().copied()))
                     .order_by_asc(person::Column::Id);
                 if lock {
                     q = q.lock_exclusive();
                 }
-                rows.extend(q.all(&*txn).await?);
+                rows.extend(q.into_model::<CardRow>().all(&*txn).await?);
             }
             if rows.len() < ids.len() {
                 let found: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
@@ -339,12 +341,14 @@ async fn bulk_update(
         }
         Selection::Filter(filter) => {
             let mut q = person::Entity::find()
+                .select_only()
+                .columns(CardRow::COLUMNS)
                 .filter(filter_condition(filter))
                 .order_by_asc(person::Column::Id);
             if lock {
                 q = q.lock_exclusive();
             }
-            q.all(&*txn).await?
+            q.into_model::<CardRow>().all(&*txn).await?
         }
     };
 
@@ -368,7 +372,7 @@ async fn bulk_update(
         .into_iter()
         .map(|row| {
             let person_id = row.id;
-            let before = to_person(row)?.card;
+            let before = row.card()?;
             let changes = match &half {
                 Half::Authorization(a) => {
                     let after = ComplianceCard {
