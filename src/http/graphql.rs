@@ -26,10 +26,9 @@ fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
     (status, axum::Json(graphql_error_body(message, ext))).into_response()
 }
 
-async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
+async fn execute(app: &AppState, actor: Actor, mut request: async_graphql::Request) -> Response {
     let caller = Caller::new(actor);
     let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
-    let mut request = request;
     app.documents.prepare(&mut request);
     let request = request
         .data(app.db.clone())
