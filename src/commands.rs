@@ -88,6 +88,16 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         .transpose()
         .context("CONSENTRY_SMTP_URL or CONSENTRY_EMAIL_FROM is not valid")?;
     let db = connect(config).await?;
+    if cfg!(feature = "bench-unchained-audit") {
+        tracing::warn!(
+            "built with bench-unchained-audit: audit events are not chained (benchmark only)"
+        );
+    } else {
+        // Events a stopped process committed but did not get to chain.
+        crate::audit::chain_committed(&db)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot chain committed audit events: {e:?}"))?;
+    }
     if demo {
         if person::Entity::find().count(db.conn()).await? == 0 {
             service::seed::seed(&db, DEMO_PEOPLE).await?;
@@ -204,7 +214,7 @@ pub fn schema(config: &Config) {
 /// `consentry verify-audit`: recomputes the chain; `Ok(false)` when broken.
 pub async fn verify_audit(config: &Config) -> anyhow::Result<bool> {
     let db = Db::connect(&config.database_url).await?;
-    let v = crate::audit::verify(db.conn())
+    let v = crate::audit::verify(&db)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     println!(

@@ -3,7 +3,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
@@ -14,6 +14,8 @@ use sea_orm::{
     TransactionTrait,
 };
 use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use crate::audit::ChainTurn;
 
 /// How long SQLite waits for another process's write lock.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +34,8 @@ pub struct Db {
     /// SQL statements executed through this handle, for metrics and for
     /// checking that a request costs a fixed number of statements.
     statements: Arc<AtomicU64>,
+    /// This process's turn at chaining committed audit events.
+    chain_turn: Arc<ChainTurn>,
 }
 
 /// A write transaction. On SQLite it began `IMMEDIATE` and holds this
@@ -39,6 +43,9 @@ pub struct Db {
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _turn: Option<OwnedMutexGuard<()>>,
+    db: Db,
+    /// Whether an audit event was appended (to be chained after commit).
+    audited: AtomicBool,
 }
 
 impl Deref for WriteTxn {
@@ -49,9 +56,32 @@ impl Deref for WriteTxn {
 }
 
 impl WriteTxn {
-    /// Commits the transaction.
+    /// Commits the transaction; then, when it appended an audit event, waits
+    /// until that event is chained. A chaining failure after a successful
+    /// commit is logged, not returned: the change and its event are stored,
+    /// and the next chaining run (any audited write, `verifyAuditTrail`,
+    /// server start) chains the event.
     pub async fn commit(self) -> Result<(), DbErr> {
+        let db = self.db.clone();
+        let audited = self.audited.load(Ordering::Relaxed);
+        self.commit_unchained().await?;
+        if audited
+            && cfg!(not(feature = "bench-unchained-audit"))
+            && let Err(e) = crate::audit::chain_committed(&db).await
+        {
+            tracing::error!(error = %e, "a committed audit event could not be chained yet");
+        }
+        Ok(())
+    }
+
+    /// Commits the transaction and ends its writer turn, chaining nothing.
+    pub(crate) async fn commit_unchained(self) -> Result<(), DbErr> {
         self.txn.commit().await
+    }
+
+    /// Records that an audit event was appended in this transaction.
+    pub(crate) fn mark_audited(&self) {
+        self.audited.store(true, Ordering::Relaxed);
     }
 }
 
@@ -93,6 +123,7 @@ impl Db {
             conn,
             writer: is_sqlite.then(|| Arc::new(Mutex::new(()))),
             statements,
+            chain_turn: Arc::default(),
         })
     }
 
@@ -119,7 +150,12 @@ impl Db {
             Migrator::up(&txn, None).await?;
             txn.commit().await
         } else {
-            Migrator::up(&self.conn, None).await
+            // One connection throughout: SQLite checks some DDL (ALTER TABLE
+            // … RENAME) against the connection's cached schema, which
+            // another connection's DROP leaves stale. Also all-or-nothing.
+            let txn = self.begin_write().await?;
+            Migrator::up(&*txn, None).await?;
+            txn.commit_unchained().await
         }
     }
 
@@ -138,13 +174,22 @@ impl Db {
                 Ok(WriteTxn {
                     txn,
                     _turn: Some(turn),
+                    db: self.clone(),
+                    audited: AtomicBool::new(false),
                 })
             }
             None => Ok(WriteTxn {
                 txn: self.conn.begin().await?,
                 _turn: None,
+                db: self.clone(),
+                audited: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// This process's turn at chaining audit events.
+    pub(crate) fn chain_turn(&self) -> &ChainTurn {
+        &self.chain_turn
     }
 
     /// How many SQL statements have run through this handle so far.

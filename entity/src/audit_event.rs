@@ -1,16 +1,17 @@
-//! One accountability audit event. Append-only: the database refuses UPDATE
-//! and DELETE on this table by trigger.
+//! One accountability audit event. Written unchained in the transaction of
+//! its change, chained right after commit. The database refuses DELETE
+//! and every UPDATE except the one that chains an unchained row, by trigger.
 
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "audit_event")]
 pub struct Model {
-    /// Gap-free position in the hash chain: 1, 2, 3 …
     #[sea_orm(primary_key, auto_increment = false)]
-    pub sequence: i64,
-    #[sea_orm(unique)]
     pub id: Uuid,
+    /// Gap-free position in the hash chain: 1, 2, 3 … (none until chained).
+    #[sea_orm(unique)]
+    pub sequence: Option<i64>,
     pub occurred_at: DateTimeUtc,
     pub actor: String,
     /// JSON array of role names, sorted.
@@ -23,8 +24,10 @@ pub struct Model {
     pub details: Option<String>,
     /// Version of the canonical encoding the hash was computed over.
     pub encoding_version: i32,
-    pub previous_hash: String,
-    pub hash: String,
+    /// Set when chained.
+    pub previous_hash: Option<String>,
+    /// Set when chained.
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,7 +7,7 @@ use sea_orm::entity::prelude::*;
 #[sea_orm(table_name = "audit_event_person")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
-    pub event_sequence: i64,
+    pub event_id: Uuid,
     #[sea_orm(primary_key, auto_increment = false)]
     pub person_id: Uuid,
     /// JSON array of `{"field", "before", "after"}` in stored form.
@@ -18,8 +18,8 @@ pub struct Model {
 pub enum Relation {
     #[sea_orm(
         belongs_to = "super::audit_event::Entity",
-        from = "Column::EventSequence",
-        to = "super::audit_event::Column::Sequence"
+        from = "Column::EventId",
+        to = "super::audit_event::Column::Id"
     )]
     AuditEvent,
 }

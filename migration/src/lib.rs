@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_initial;
 mod m20261123_000002_email_crm;
 mod m20261123_000003_erasure;
+mod m20261124_000004_audit_chaining;
 
 /// The ordered list of consentry migrations.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_email_crm::Migration),
             Box::new(m20261123_000003_erasure::Migration),
+            Box::new(m20261124_000004_audit_chaining::Migration),
         ]
     }
 }

@@ -36,31 +36,66 @@ impl Encoder {
     }
 }
 
-/// The hash of `event` (its own `hash` column is ignored) chained from its
-/// `previous_hash`, over `subjects` sorted by person id.
-pub fn event_hash(event: &audit_event::Model, subjects: &[audit_event_person::Model]) -> String {
-    let mut e = Encoder(Sha256::new());
-    e.0.update(event.previous_hash.as_bytes());
-    e.put("consentry-audit");
-    e.put(&event.encoding_version.to_string());
-    e.put(&event.id.to_string());
-    e.put(&event.sequence.to_string());
-    e.put(
-        &event
-            .occurred_at
-            .to_rfc3339_opts(SecondsFormat::Micros, true),
-    );
-    e.put(&event.actor);
-    e.put(&event.actor_roles);
-    e.put(&event.action);
-    e.put(&event.outcome);
-    e.put_opt(event.reason.as_deref());
-    e.put_opt(event.request_id.as_deref());
-    e.put_opt(event.details.as_deref());
-    e.put(&subjects.len().to_string());
-    for s in subjects {
-        e.put(&s.person_id.to_string());
-        e.put(&s.changes);
+/// Computes one event's hash, its person rows fed one at a time (in
+/// ascending person-id order), so an event naming many people is hashed
+/// without holding its rows.
+pub struct EventHasher(Encoder);
+
+impl EventHasher {
+    /// Starts the hash of `event` at `sequence`, chained from
+    /// `previous_hash`, naming `subjects` people (its own sealing columns
+    /// are ignored).
+    pub fn new(
+        event: &audit_event::Model,
+        sequence: i64,
+        previous_hash: &str,
+        subjects: usize,
+    ) -> Self {
+        let mut e = Encoder(Sha256::new());
+        e.0.update(previous_hash.as_bytes());
+        e.put("consentry-audit");
+        e.put(&event.encoding_version.to_string());
+        e.put(&event.id.to_string());
+        e.put(&sequence.to_string());
+        e.put(
+            &event
+                .occurred_at
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+        );
+        e.put(&event.actor);
+        e.put(&event.actor_roles);
+        e.put(&event.action);
+        e.put(&event.outcome);
+        e.put_opt(event.reason.as_deref());
+        e.put_opt(event.request_id.as_deref());
+        e.put_opt(event.details.as_deref());
+        e.put(&subjects.to_string());
+        EventHasher(e)
     }
-    hex::encode(e.0.finalize())
+
+    /// Adds the next person row.
+    pub fn person(&mut self, row: &audit_event_person::Model) {
+        self.0.put(&row.person_id.to_string());
+        self.0.put(&row.changes);
+    }
+
+    /// The hash, hex-encoded.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.0.finalize())
+    }
+}
+
+/// The hash of `event` at `sequence` chained from `previous_hash`, over
+/// `subjects` sorted by person id.
+pub fn event_hash(
+    event: &audit_event::Model,
+    sequence: i64,
+    previous_hash: &str,
+    subjects: &[audit_event_person::Model],
+) -> String {
+    let mut h = EventHasher::new(event, sequence, previous_hash, subjects.len());
+    for s in subjects {
+        h.person(s);
+    }
+    h.finish()
 }

@@ -3,6 +3,7 @@
 //! read back newest first.
 
 mod chain;
+mod chainer;
 mod reader;
 pub(crate) mod shred;
 mod writer;
@@ -13,11 +14,21 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::Caller;
+use crate::db::Db;
 use crate::domain::stored_enum;
+use crate::error::Error;
 
 pub use chain::{ENCODING_VERSION, GENESIS_HASH};
-pub use reader::{EventFilter, Verification, count, list, verify};
-pub use writer::append;
+pub use chainer::{ChainTurn, chain_committed};
+pub use reader::{EventFilter, Verification, count, list};
+pub use writer::{Unchained, append, chained};
+
+/// Chains every committed event not chained yet, then recomputes the whole
+/// chain and names the first event that does not verify.
+pub async fn verify(db: &Db) -> Result<Verification, Error> {
+    chain_committed(db).await?;
+    reader::verify_chained(db.conn()).await
+}
 
 /// What an audit event records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,7 +124,8 @@ pub struct Subject {
 }
 
 /// An event to append. Build it with [`NewEvent::success`] or
-/// [`NewEvent::denied`]; the writer assigns sequence, time and hashes.
+/// [`NewEvent::denied`]; the writer assigns id and time, chaining assigns
+/// sequence and hashes.
 #[derive(Clone, Debug)]
 pub struct NewEvent {
     pub action: Action,

@@ -56,9 +56,10 @@ impl EventFilter {
     }
 
     fn select(&self) -> sea_orm::Select<audit_event::Entity> {
-        let mut q = audit_event::Entity::find();
+        // Only chained events: an unchained one is a moment from its place.
+        let mut q = audit_event::Entity::find().filter(audit_event::Column::Sequence.is_not_null());
         if self.person_id.is_some() {
-            // Driven by the (person_id, event_sequence) index.
+            // Driven by the (person_id, event_id) index.
             q = q.join(
                 JoinType::InnerJoin,
                 audit_event_person::Relation::AuditEvent.def().rev(),
@@ -87,12 +88,12 @@ pub async fn list<C: ConnectionTrait>(
         .await?;
     let has_next = rows.len() as u64 > first;
     rows.truncate(first as usize);
-    let sequences: Vec<i64> = rows.iter().map(|r| r.sequence).collect();
-    let mut subjects = load_subjects(conn, &sequences).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut subjects = load_subjects(conn, &ids).await?;
     let mut events = rows
         .into_iter()
         .map(|row| {
-            let rows = subjects.remove(&row.sequence).unwrap_or_default();
+            let rows = subjects.remove(&row.id).unwrap_or_default();
             to_event(row, rows)
         })
         .collect::<Result<Vec<_>, Error>>()?;
@@ -112,20 +113,21 @@ pub async fn count<C: ConnectionTrait>(conn: &C, filter: &EventFilter) -> Result
     Ok(filter.select().count(conn).await?)
 }
 
+/// The person rows of the events `ids`, by event, in person-id order.
 async fn load_subjects<C: ConnectionTrait>(
     conn: &C,
-    sequences: &[i64],
-) -> Result<HashMap<i64, Vec<audit_event_person::Model>>, Error> {
-    let mut by_event: HashMap<i64, Vec<audit_event_person::Model>> = HashMap::new();
-    if sequences.is_empty() {
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<audit_event_person::Model>>, Error> {
+    let mut by_event: HashMap<Uuid, Vec<audit_event_person::Model>> = HashMap::new();
+    if ids.is_empty() {
         return Ok(by_event);
     }
     let rows = audit_event_person::Entity::find()
-        .filter(audit_event_person::Column::EventSequence.is_in(sequences.iter().copied()))
+        .filter(audit_event_person::Column::EventId.is_in(ids.iter().copied()))
         .all(conn)
         .await?;
     for row in rows {
-        by_event.entry(row.event_sequence).or_default().push(row);
+        by_event.entry(row.event_id).or_default().push(row);
     }
     for rows in by_event.values_mut() {
         rows.sort_by_key(|r| r.person_id);
@@ -137,7 +139,7 @@ fn to_event(
     row: audit_event::Model,
     subjects: Vec<audit_event_person::Model>,
 ) -> Result<AuditEvent, Error> {
-    let damaged = |what: &str| anyhow::anyhow!("audit event {} has a damaged {what}", row.sequence);
+    let damaged = |what: &str| anyhow::anyhow!("audit event {} has a damaged {what}", row.id);
     let subjects = subjects
         .into_iter()
         .map(|s| {
@@ -151,7 +153,7 @@ fn to_event(
         .collect::<Result<Vec<_>, anyhow::Error>>()?;
     Ok(AuditEvent {
         id: row.id,
-        sequence: row.sequence,
+        sequence: row.sequence.ok_or_else(|| damaged("sequence"))?,
         occurred_at: row.occurred_at,
         actor_roles: serde_json::from_str(&row.actor_roles).map_err(|_| damaged("role list"))?,
         action: Action::parse(&row.action).ok_or_else(|| damaged("action"))?,
@@ -165,8 +167,8 @@ fn to_event(
         actor: row.actor,
         reason: row.reason,
         request_id: row.request_id,
-        previous_hash: row.previous_hash,
-        hash: row.hash,
+        previous_hash: row.previous_hash.ok_or_else(|| damaged("previous hash"))?,
+        hash: row.hash.ok_or_else(|| damaged("hash"))?,
         subjects,
     })
 }
@@ -183,9 +185,9 @@ pub struct Verification {
     pub head_hash: String,
 }
 
-/// Recomputes every event's hash in sequence order, streaming page by page,
+/// Recomputes every chained event's hash in sequence order, page by page,
 /// and checks the chain head row against the last event.
-pub async fn verify<C: ConnectionTrait>(conn: &C) -> Result<Verification, Error> {
+pub(super) async fn verify_chained<C: ConnectionTrait>(conn: &C) -> Result<Verification, Error> {
     let mut expected_sequence: i64 = 1;
     let mut previous = GENESIS_HASH.to_owned();
     let mut checked = 0u64;
@@ -202,35 +204,23 @@ pub async fn verify<C: ConnectionTrait>(conn: &C) -> Result<Verification, Error>
             .limit(VERIFY_PAGE)
             .all(conn)
             .await?;
-        let Some(last) = rows.last() else { break };
-        let mut subjects = audit_event_person::Entity::find()
-            .filter(
-                audit_event_person::Column::EventSequence.between(expected_sequence, last.sequence),
-            )
-            .all(conn)
-            .await?
-            .into_iter()
-            .fold(HashMap::<i64, Vec<_>>::new(), |mut m, r| {
-                m.entry(r.event_sequence).or_default().push(r);
-                m
-            });
+        if rows.is_empty() {
+            break;
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        let mut subjects = load_subjects(conn, &ids).await?;
         for row in &rows {
-            if row.sequence != expected_sequence {
+            if row.sequence != Some(expected_sequence) {
                 return Ok(fail(expected_sequence, checked, previous));
             }
-            let mut persons = subjects.remove(&row.sequence).unwrap_or_default();
-            persons.sort_by_key(|p| p.person_id);
-            if row.previous_hash != previous || event_hash(row, &persons) != row.hash {
-                return Ok(fail(row.sequence, checked, previous));
+            let persons = subjects.remove(&row.id).unwrap_or_default();
+            let hash = event_hash(row, expected_sequence, &previous, &persons);
+            if row.previous_hash.as_ref() != Some(&previous) || row.hash.as_ref() != Some(&hash) {
+                return Ok(fail(expected_sequence, checked, previous));
             }
-            previous = row.hash.clone();
+            previous = hash;
             expected_sequence += 1;
             checked += 1;
-        }
-        if !subjects.is_empty() {
-            // Person rows whose event is gone belong to a removed event.
-            let orphan = subjects.keys().copied().min().unwrap_or(expected_sequence);
-            return Ok(fail(orphan, checked, previous));
         }
     }
     let last = expected_sequence - 1;

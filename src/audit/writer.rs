@@ -1,44 +1,29 @@
 //! Appending events. Runs inside the caller's transaction, so the event
 //! commits or rolls back with the change it describes.
 
-use entity::{audit_chain_head, audit_event, audit_event_person};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, QuerySelect,
-};
+use entity::{audit_event, audit_event_person};
+use sea_orm::{EntityTrait, QuerySelect};
 use uuid::Uuid;
 
-use super::chain::{ENCODING_VERSION, event_hash};
+use super::chain::ENCODING_VERSION;
 use super::{AuditEvent, NewEvent, Subject};
+use crate::db::{Db, WriteTxn};
 use crate::error::Error;
 
 /// Person rows per INSERT: 3 columns each stays under SQLite's 32,766 and
 /// PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_INSERT: usize = 8_000;
 
-/// Appends `event` to the chain inside `txn` and returns it (with its
-/// values in the clear; personal values are stored sealed).
-///
-/// The chain head row is locked (`FOR UPDATE` on PostgreSQL; SQLite write
-/// transactions are already serialised), so concurrent appenders, in this
-/// process or another, queue and the sequence stays gap-free. Callers
-/// append last in their transaction, so the lock is held only until commit.
-pub async fn append<C: ConnectionTrait>(txn: &C, event: NewEvent) -> Result<AuditEvent, Error> {
-    let mut head_query = audit_chain_head::Entity::find_by_id(1);
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
-        head_query = head_query.lock_exclusive();
-    }
-    let head = head_query
-        .one(txn)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the audit chain head row is missing"))?;
-
+/// Appends `event` inside `txn`, unchained, and returns it (with its values
+/// in the clear; personal values are stored sealed). Committing `txn` chains
+/// it: see [`super::chainer`]. Nothing here is serialised beyond the
+/// mutation's own row locks.
+pub async fn append(txn: &WriteTxn, event: NewEvent) -> Result<Unchained, Error> {
     let subjects = merge_subjects(event.subjects);
-    let sequence = head.last_sequence + 1;
     let occurred_at = crate::time::now();
-    let mut row = audit_event::Model {
-        sequence,
+    let row = audit_event::Model {
         id: Uuid::now_v7(),
+        sequence: None,
         occurred_at,
         actor: event.actor,
         actor_roles: serde_json::to_string(&event.actor_roles).map_err(anyhow::Error::from)?,
@@ -53,56 +38,39 @@ pub async fn append<C: ConnectionTrait>(txn: &C, event: NewEvent) -> Result<Audi
             .transpose()
             .map_err(anyhow::Error::from)?,
         encoding_version: ENCODING_VERSION,
-        previous_hash: head.last_hash,
-        hash: String::new(),
+        previous_hash: None,
+        hash: None,
     };
-    let sealed = super::shred::seal(txn, &subjects).await?;
-    let person_rows = subjects
-        .iter()
-        .zip(&sealed)
-        .map(|(s, changes)| {
-            Ok(audit_event_person::Model {
-                event_sequence: sequence,
-                person_id: s.person_id,
-                changes: serde_json::to_string(changes)?,
-            })
-        })
-        .collect::<Result<Vec<_>, serde_json::Error>>()
-        .map_err(anyhow::Error::from)?;
-    row.hash = event_hash(&row, &person_rows);
-
+    let sealed = super::shred::seal(&**txn, &subjects).await?;
     audit_event::Entity::insert(audit_event::ActiveModel::from(row.clone()))
-        .exec_without_returning(txn)
+        .exec_without_returning(&**txn)
         .await?;
-    for chunk in person_rows.chunks(ROWS_PER_INSERT) {
-        audit_event_person::Entity::insert_many(
-            chunk
-                .iter()
-                .cloned()
-                .map(audit_event_person::ActiveModel::from),
-        )
-        .exec_without_returning(txn)
-        .await?;
+    for (chunk, sealed) in subjects
+        .chunks(ROWS_PER_INSERT)
+        .zip(sealed.chunks(ROWS_PER_INSERT))
+    {
+        let rows = chunk
+            .iter()
+            .zip(sealed)
+            .map(|(s, changes)| {
+                Ok(audit_event_person::ActiveModel::from(
+                    audit_event_person::Model {
+                        event_id: row.id,
+                        person_id: s.person_id,
+                        changes: serde_json::to_string(changes)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(anyhow::Error::from)?;
+        audit_event_person::Entity::insert_many(rows)
+            .exec_without_returning(&**txn)
+            .await?;
     }
-    let updated = audit_chain_head::Entity::update_many()
-        .col_expr(
-            audit_chain_head::Column::LastSequence,
-            Expr::value(sequence),
-        )
-        .col_expr(
-            audit_chain_head::Column::LastHash,
-            Expr::value(row.hash.clone()),
-        )
-        .filter(audit_chain_head::Column::Id.eq(1))
-        .filter(audit_chain_head::Column::LastSequence.eq(head.last_sequence))
-        .exec(txn)
-        .await?;
-    if updated.rows_affected != 1 {
-        return Err(anyhow::anyhow!("the audit chain head moved during an append").into());
-    }
-    Ok(AuditEvent {
+    txn.mark_audited();
+    Ok(Unchained(AuditEvent {
         id: row.id,
-        sequence,
+        sequence: 0,
         occurred_at,
         actor: row.actor,
         actor_roles: event.actor_roles,
@@ -111,10 +79,46 @@ pub async fn append<C: ConnectionTrait>(txn: &C, event: NewEvent) -> Result<Audi
         reason: row.reason,
         request_id: row.request_id,
         details: event.details,
-        previous_hash: row.previous_hash,
-        hash: row.hash,
+        previous_hash: String::new(),
+        hash: String::new(),
         subjects,
-    })
+    }))
+}
+
+/// An event appended in a transaction not committed yet: it has no place in
+/// the chain until commit. [`chained`] gives the event as chained.
+#[derive(Debug)]
+pub struct Unchained(AuditEvent);
+
+impl Unchained {
+    /// The event's id.
+    pub fn id(&self) -> Uuid {
+        self.0.id
+    }
+}
+
+/// The event `appended` as chained, once its transaction has committed.
+pub async fn chained(db: &Db, appended: Unchained) -> Result<AuditEvent, Error> {
+    let mut event = appended.0;
+    let row = audit_event::Entity::find_by_id(event.id)
+        .select_only()
+        .columns([
+            audit_event::Column::Sequence,
+            audit_event::Column::PreviousHash,
+            audit_event::Column::Hash,
+        ])
+        .into_tuple::<(Option<i64>, Option<String>, Option<String>)>()
+        .one(db.conn())
+        .await?;
+    let Some((Some(sequence), Some(previous_hash), Some(hash))) = row else {
+        return Err(
+            anyhow::anyhow!("audit event {} is committed but not chained yet", event.id).into(),
+        );
+    };
+    event.sequence = sequence;
+    event.previous_hash = previous_hash;
+    event.hash = hash;
+    Ok(event)
 }
 
 /// Sorts subjects by person id (the canonical order) and merges repeats.

@@ -31,5 +31,5 @@ pub async fn count_events(db: &Db, caller: &Caller, filter: &EventFilter) -> Res
 #[tracing::instrument(skip(db, caller))]
 pub async fn verify(db: &Db, caller: &Caller) -> Result<Verification> {
     require(caller, Permission::ReadAudit)?;
-    audit::verify(db.conn()).await
+    audit::verify(db).await
 }

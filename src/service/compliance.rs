@@ -194,7 +194,7 @@ pub async fn update_compliance_card(
     let stored = person::Entity::update(row).exec(&*txn).await?;
     let changes = card_changes(&before.card, &card);
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::ComplianceCardUpdated).subject(person_id, changes),
     )
     .await?;
@@ -398,7 +398,7 @@ async fn bulk_update(
     };
     let updated_count = ids.len() as u64;
     let event = audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, action)
             .subjects(subjects)
             .details(details),
@@ -407,6 +407,6 @@ async fn bulk_update(
     txn.commit().await?;
     Ok(BulkResult {
         updated_count,
-        event,
+        event: audit::chained(db, event).await?,
     })
 }

@@ -388,7 +388,7 @@ async fn pull(
                 {
                     let txn = db.begin_write().await?;
                     opt_out(
-                        &*txn,
+                        &txn,
                         sync,
                         p.id,
                         Channel::CrmSync,
@@ -519,7 +519,7 @@ pub async fn sync_crm(db: &Db, caller: &Caller, sf: Option<&Salesforce>) -> Resu
     }
     let txn = db.begin_write().await?;
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::CrmSynced)
             .subjects(report.conflict_person_ids.iter().map(|&person_id| Subject {
                 person_id,

@@ -243,7 +243,7 @@ pub async fn send_email(
         subject.as_str().into(),
     )];
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::EmailSent)
             .subject(person_id, changes)
             .details(serde_json::json!({ "emailId": row.id })),

@@ -55,7 +55,7 @@ pub async fn erase_person(
     person::Entity::delete_by_id(person_id).exec(&*txn).await?;
     audit::shred::shred(&*txn, person_id).await?;
     let event = audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::PersonErased)
             .subject(person_id, vec![])
             .reason(Some(reason.into()))
@@ -64,7 +64,7 @@ pub async fn erase_person(
     .await?;
     txn.commit().await?;
     checkpoint(db).await;
-    Ok(event)
+    audit::chained(db, event).await
 }
 
 /// On SQLite, moves the WAL into the database file and truncates it, so the

@@ -134,7 +134,7 @@ pub async fn export_person(db: &Db, caller: &Caller, person_id: Uuid) -> Result<
     let exported_at = crate::time::now();
     let csv = person_csv(&person, exported_at)?;
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::PersonExported).subject(person_id, vec![]),
     )
     .await?;
@@ -181,7 +181,7 @@ pub async fn export_people(
             .details(json!({ "filter": filter, "rowCount": rows, "completed": completed }));
         let written = async {
             let txn = db.begin_write().await?;
-            audit::append(&*txn, event).await?;
+            audit::append(&txn, event).await?;
             txn.commit().await?;
             Ok::<_, Error>(())
         };
@@ -324,7 +324,7 @@ pub async fn export_person_data(db: &Db, caller: &Caller, person_id: Uuid) -> Re
     });
     let txn = db.begin_write().await?;
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::PersonDataExported).subject(person_id, vec![]),
     )
     .await?;

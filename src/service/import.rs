@@ -281,13 +281,14 @@ pub async fn import_people(
             })?;
     }
     let event = audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::PeopleImported)
             .subjects(subjects)
             .details(serde_json::json!({ "source": "csv", "count": imported })),
     )
     .await?;
     txn.commit().await?;
+    let event = audit::chained(db, event).await?;
     Ok(ImportReport { imported, event })
 }
 

@@ -83,7 +83,7 @@ pub async fn authorize(
         return Ok(());
     }
     let txn = db.begin_write().await?;
-    audit::append(&*txn, NewEvent::denied(caller, action, person_ids)).await?;
+    audit::append(&txn, NewEvent::denied(caller, action, person_ids)).await?;
     txn.commit().await?;
     Err(forbidden(caller, permission))
 }

@@ -437,7 +437,7 @@ pub async fn create_person(
             .reason(override_reason.map(String::from))
             .details(serde_json::json!({ "suppressionOverridden": true }));
     }
-    audit::append(&*txn, event).await?;
+    audit::append(&txn, event).await?;
     txn.commit().await?;
     Ok(person)
 }
@@ -481,7 +481,7 @@ pub async fn update_person(
         .await
         .on_unique(duplicate_email(&contact))?;
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::PersonUpdated).subject(id, changes),
     )
     .await?;

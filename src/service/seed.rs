@@ -166,7 +166,7 @@ pub async fn seed(db: &Db, count: u64) -> Result<u64> {
                 .await?;
         }
         audit::append(
-            &*txn,
+            &txn,
             NewEvent::success(&caller, Action::PeopleImported)
                 .subjects(subjects)
                 .details(serde_json::json!({ "source": "seed", "count": batch })),

@@ -13,7 +13,7 @@ use super::people::{lock_person, to_person};
 use super::{authorize, require};
 use crate::audit::{self, Action, FieldChange, NewEvent};
 use crate::auth::{Actor, Caller, Permission};
-use crate::db::Db;
+use crate::db::{Db, WriteTxn};
 use crate::domain::{Person, Text, stored_enum};
 use crate::error::{Error, Result};
 
@@ -118,7 +118,7 @@ pub async fn unsubscribe(
     .await?;
     let reason = Text::parse_optional("reason", reason.as_deref())?.map(String::from);
     let txn = db.begin_write().await?;
-    let person = opt_out(&*txn, caller, person_id, Channel::User, reason).await?;
+    let person = opt_out(&txn, caller, person_id, Channel::User, reason).await?;
     txn.commit().await?;
     Ok(person)
 }
@@ -135,28 +135,28 @@ pub fn data_subject(person_id: Uuid) -> Caller {
 pub async fn unsubscribe_by_link(db: &Db, person_id: Uuid) -> Result<Person> {
     let caller = data_subject(person_id);
     let txn = db.begin_write().await?;
-    let person = opt_out(&*txn, &caller, person_id, Channel::UnsubscribeLink, None).await?;
+    let person = opt_out(&txn, &caller, person_id, Channel::UnsubscribeLink, None).await?;
     txn.commit().await?;
     Ok(person)
 }
 
 /// Records an opt-out through `channel` inside `txn` and audits it; shared
 /// by every way a person can unsubscribe.
-pub(crate) async fn opt_out<C: ConnectionTrait>(
-    txn: &C,
+pub(crate) async fn opt_out(
+    txn: &WriteTxn,
     caller: &Caller,
     person_id: Uuid,
     channel: Channel,
     reason: Option<String>,
 ) -> Result<Person> {
-    let row = lock_person(txn, person_id).await?;
+    let row = lock_person(&**txn, person_id).await?;
     let mut changes = Vec::new();
     let row = if row.unsubscribed {
         row
     } else {
         let now = crate::time::now();
         insert_event(
-            txn,
+            &**txn,
             caller,
             person_id,
             SubscriptionKind::OptOut,
@@ -172,9 +172,9 @@ pub(crate) async fn opt_out<C: ConnectionTrait>(
             Value::Bool(true),
         ));
         if channel != Channel::CrmSync {
-            super::crm::enqueue_push(txn, person_id, true).await?;
+            super::crm::enqueue_push(&**txn, person_id, true).await?;
         }
-        set_state(txn, person_id, Some(now)).await?
+        set_state(&**txn, person_id, Some(now)).await?
     };
     audit::append(
         txn,
@@ -254,7 +254,7 @@ pub async fn resubscribe(
         FieldChange::new("reconsentEvidence", Value::Null, evidence.as_str().into()),
     ];
     audit::append(
-        &*txn,
+        &txn,
         NewEvent::success(caller, Action::Resubscribed).subject(person_id, changes),
     )
     .await?;

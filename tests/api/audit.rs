@@ -193,8 +193,8 @@ async fn sequences_are_gap_free_and_chained(app: &TestApp) {
 pub async fn disable_append_only_triggers(app: &TestApp) {
     let statements: &[&str] = if app.is_postgres() {
         &[
-            "ALTER TABLE audit_event DISABLE TRIGGER USER",
-            "ALTER TABLE audit_event_person DISABLE TRIGGER USER",
+            "ALTER TABLE audit_event DISABLE TRIGGER ALL",
+            "ALTER TABLE audit_event_person DISABLE TRIGGER ALL",
         ]
     } else {
         &[
@@ -260,9 +260,12 @@ async fn an_altered_event_is_detected_and_named(app: &TestApp) {
 async fn an_altered_change_value_is_detected(app: &TestApp) {
     three_events(app).await;
     disable_append_only_triggers(app).await;
-    app.sql("UPDATE audit_event_person SET changes = '[]' WHERE event_sequence = 3")
-        .await
-        .unwrap();
+    app.sql(
+        "UPDATE audit_event_person SET changes = '[]' \
+         WHERE event_id = (SELECT id FROM audit_event WHERE sequence = 3)",
+    )
+    .await
+    .unwrap();
     let v = verify(app).await;
     assert_eq!(v["valid"], false);
     assert_eq!(v["firstInvalidSequence"], 3);
@@ -271,9 +274,12 @@ async fn an_altered_change_value_is_detected(app: &TestApp) {
 async fn a_deleted_event_is_detected(app: &TestApp) {
     three_events(app).await;
     disable_append_only_triggers(app).await;
-    app.sql("DELETE FROM audit_event_person WHERE event_sequence = 3")
-        .await
-        .unwrap();
+    app.sql(
+        "DELETE FROM audit_event_person \
+         WHERE event_id = (SELECT id FROM audit_event WHERE sequence = 3)",
+    )
+    .await
+    .unwrap();
     app.sql("DELETE FROM audit_event WHERE sequence = 3")
         .await
         .unwrap();
@@ -324,6 +330,151 @@ async fn the_database_refuses_to_change_or_delete_audit_rows(app: &TestApp) {
         assert!(app.sql("TRUNCATE audit_event CASCADE").await.is_err());
     }
     assert_eq!(verify(app).await["valid"], true);
+}
+
+/// Writes an event as a writer that committed and then stopped before
+/// chaining would: unchained, naming the person of event 1, by `actor`.
+async fn insert_unchained_event(app: &TestApp, actor: &str) -> uuid::Uuid {
+    let id = uuid::Uuid::now_v7();
+    let literal = if app.is_postgres() {
+        format!("CAST('{id}' AS UUID)")
+    } else {
+        format!("X'{}'", id.simple())
+    };
+    app.sql(&format!(
+        "INSERT INTO audit_event (id, occurred_at, actor, actor_roles, action, outcome, \
+         reason, request_id, details, encoding_version) \
+         SELECT {literal}, occurred_at, '{actor}', actor_roles, action, outcome, reason, \
+         request_id, details, encoding_version FROM audit_event WHERE sequence = 1"
+    ))
+    .await
+    .unwrap();
+    app.sql(&format!(
+        "INSERT INTO audit_event_person (event_id, person_id, changes) \
+         SELECT {literal}, person_id, changes FROM audit_event_person \
+         WHERE event_id = (SELECT id FROM audit_event WHERE sequence = 1)"
+    ))
+    .await
+    .unwrap();
+    id
+}
+
+async fn actors_newest_first(app: &TestApp) -> Vec<(i64, String)> {
+    let data = app
+        .ok(
+            &app.compliance(),
+            "{ auditEvents(first: 10) { nodes { sequence actor } } }",
+            json!({}),
+        )
+        .await;
+    data["auditEvents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["sequence"].as_i64().unwrap(),
+                n["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn an_event_left_unchained_is_chained_by_the_next_write(app: &TestApp) {
+    three_events(app).await;
+    insert_unchained_event(app, "crashed-writer").await;
+    // Not listed until it has its place in the chain.
+    assert_eq!(actors_newest_first(app).await.len(), 3);
+
+    app.person_id("next@example.com").await;
+    let listed = actors_newest_first(app).await;
+    assert_eq!(listed[1], (4, "crashed-writer".to_owned()), "{listed:?}");
+    assert_eq!(listed[0].0, 5);
+    let v = verify(app).await;
+    assert_eq!(
+        (v["valid"].clone(), v["checkedEvents"].clone()),
+        (json!(true), json!(5))
+    );
+}
+
+async fn verification_chains_events_left_unchained_first(app: &TestApp) {
+    three_events(app).await;
+    insert_unchained_event(app, "crashed-writer").await;
+    let v = verify(app).await;
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["checkedEvents"], 4);
+    assert_eq!(
+        actors_newest_first(app).await[0],
+        (4, "crashed-writer".to_owned())
+    );
+}
+
+async fn the_database_lets_an_unchained_event_be_chained_once_and_nothing_else(app: &TestApp) {
+    three_events(app).await;
+    let id = insert_unchained_event(app, "w").await;
+    let id = if app.is_postgres() {
+        format!("CAST('{id}' AS UUID)")
+    } else {
+        format!("X'{}'", id.simple())
+    };
+    let chain = "sequence = 4, previous_hash = 'p', hash = 'h'";
+    for sql in [
+        format!("UPDATE audit_event SET actor = 'mallory' WHERE id = {id}"),
+        format!("UPDATE audit_event SET {chain}, actor = 'mallory' WHERE id = {id}"),
+        format!("UPDATE audit_event SET {chain}, details = '{{}}' WHERE id = {id}"),
+        format!("UPDATE audit_event SET sequence = 4 WHERE id = {id}"),
+        format!("DELETE FROM audit_event_person WHERE event_id = {id}"),
+    ] {
+        let result = app.sql(&sql).await;
+        assert!(
+            format!("{result:?}").contains("append-only"),
+            "{sql}: {result:?}"
+        );
+    }
+    assert_eq!(
+        app.sql(&format!("UPDATE audit_event SET {chain} WHERE id = {id}"))
+            .await
+            .unwrap(),
+        1
+    );
+    for sql in [
+        format!(
+            "UPDATE audit_event SET sequence = 5, previous_hash = 'q', hash = 'i' WHERE id = {id}"
+        ),
+        format!("DELETE FROM audit_event WHERE id = {id}"),
+    ] {
+        let result = app.sql(&sql).await;
+        assert!(
+            format!("{result:?}").contains("append-only"),
+            "{sql}: {result:?}"
+        );
+    }
+}
+
+/// A SQLite database written by the release before deferred chaining (its
+/// audit tables keyed by sequence): a seed, an update, an unsubscribe and a
+/// bulk update of two people, made through that release's server.
+const BEFORE_CHAINING: &str = include_str!("../fixtures/audit/before-chaining.sqlite.sql");
+
+#[tokio::test]
+async fn a_chain_written_before_deferred_chaining_survives_the_migration() {
+    let app = TestApp::sqlite_from_dump(BEFORE_CHAINING).await;
+    let head = "ff45f753e6a52638c1c71a414db008d0bbc38815399f6fc3129186bfa2583bde";
+    let v = verify(&app).await;
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["checkedEvents"], 4);
+    assert_eq!(v["headHash"], head);
+    // Person rows still belong to their event, and their values still open.
+    let bulk = app.last_event().await;
+    assert_eq!(bulk["action"], "SOURCE_BULK_UPDATED");
+    assert_eq!(bulk["personIds"].as_array().unwrap().len(), 2);
+    assert_eq!(bulk["changes"][0]["after"], "IMPORT");
+
+    app.person_id("after@example.com").await;
+    let last = app.last_event().await;
+    assert_eq!(last["sequence"], 5);
+    assert_eq!(last["previousHash"], head);
+    assert_eq!(verify(&app).await["checkedEvents"], 5);
 }
 
 async fn sixteen_concurrent_writers_leave_one_gap_free_chain(app: &TestApp) {
@@ -466,6 +617,9 @@ backend_tests!(
     a_deleted_event_is_detected,
     verify_audit_command_exits_1_on_a_tampered_chain,
     the_database_refuses_to_change_or_delete_audit_rows,
+    an_event_left_unchained_is_chained_by_the_next_write,
+    verification_chains_events_left_unchained_first,
+    the_database_lets_an_unchained_event_be_chained_once_and_nothing_else,
     sixteen_concurrent_writers_leave_one_gap_free_chain,
     audit_events_filter_by_person_action_actor_and_outcome,
     audit_events_page_newest_first,

@@ -115,6 +115,17 @@ impl TestApp {
         Self::build(url, None, Some(dir)).await
     }
 
+    /// A SQLite database loaded from `dump` (`sqlite3 .dump` output, say of
+    /// an older schema), then migrated.
+    pub async fn sqlite_from_dump(dump: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+        let raw = Database::connect(&url).await.expect("connect");
+        raw.execute_unprepared(dump).await.expect("load the dump");
+        raw.close().await.expect("close");
+        Self::build(url, None, Some(dir)).await
+    }
+
     /// A fresh PostgreSQL database, or `None` when no server is configured.
     pub async fn postgres() -> Option<Self> {
         let base = std::env::var(POSTGRES_URL_VAR).ok()?;
