@@ -11,6 +11,8 @@ RULES = {
     "b1_p99_ms": ("B1 p99 latency (ms)", "c/b", "<= 1.5x", lambda r, b: r <= 1.5),
     "b2_rps": ("B2 people(first: 50) req/s", "c/b", ">= 0.6x", lambda r, b: r >= 0.6),
     "b2_page1000_vs_page1_rps": ("B2 page 1,000 vs page 1 req/s", "b/c", "<= 1.2x", lambda r, b: r <= 1.2),
+    "b2_statements_per_request": ("B2 SQL statements per request", None, "<= 3", lambda v, b: v <= 3),
+    "b3_chain_on_vs_off_rps": ("B3 chain on vs chain off req/s", "c/b", ">= 0.7x", lambda r, b: r >= 0.7),
     "b3_rps": ("B3 updateComplianceCard req/s (32 clients)", "c/b", ">= 0.6x", lambda r, b: r >= 0.6),
     "b4_seconds": ("B4 bulk 100,000 vs raw SQL (s)", "c/b", "<= 1.5x", lambda r, b: r <= 1.5),
     "b4_memory_growth_mib": ("B4 server memory growth (MiB)", None, "<= 100 MiB", lambda v, b: v <= 100),

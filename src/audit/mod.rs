@@ -20,8 +20,8 @@ use crate::error::Error;
 
 pub use chain::{ENCODING_VERSION, GENESIS_HASH};
 pub use chainer::{ChainTurn, chain_committed};
-pub use reader::{EventFilter, Verification, count, list};
-pub use writer::{Unchained, append, chained};
+pub use reader::{EventFilter, Verification, count, event, list};
+pub use writer::{EventWriter, Unchained, append, chained};
 
 /// Chains every committed event not chained yet, then recomputes the whole
 /// chain and names the first event that does not verify.

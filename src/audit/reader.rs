@@ -88,6 +88,23 @@ pub async fn list<C: ConnectionTrait>(
         .await?;
     let has_next = rows.len() as u64 > first;
     rows.truncate(first as usize);
+    Ok((hydrate(conn, rows).await?, has_next))
+}
+
+/// The chained event `id`, if there is one.
+pub async fn event<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<AuditEvent>, Error> {
+    let rows = audit_event::Entity::find_by_id(id)
+        .filter(audit_event::Column::Sequence.is_not_null())
+        .all(conn)
+        .await?;
+    Ok(hydrate(conn, rows).await?.pop())
+}
+
+/// Events from their rows: person rows loaded, personal values opened.
+async fn hydrate<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<audit_event::Model>,
+) -> Result<Vec<AuditEvent>, Error> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut subjects = load_subjects(conn, &ids).await?;
     let mut events = rows
@@ -105,7 +122,7 @@ pub async fn list<C: ConnectionTrait>(
             .collect(),
     )
     .await?;
-    Ok((events, has_next))
+    Ok(events)
 }
 
 /// How many events match `filter`.

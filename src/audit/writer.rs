@@ -18,71 +18,105 @@ const ROWS_PER_INSERT: usize = 8_000;
 /// in the clear; personal values are stored sealed). Committing `txn` chains
 /// it: see [`super::chainer`]. Nothing here is serialised beyond the
 /// mutation's own row locks.
-pub async fn append(txn: &WriteTxn, event: NewEvent) -> Result<Unchained, Error> {
-    let subjects = merge_subjects(event.subjects);
-    let occurred_at = crate::time::now();
-    let row = audit_event::Model {
-        id: Uuid::now_v7(),
-        sequence: None,
-        occurred_at,
-        actor: event.actor,
-        actor_roles: serde_json::to_string(&event.actor_roles).map_err(anyhow::Error::from)?,
-        action: event.action.as_str().to_owned(),
-        outcome: event.outcome.as_str().to_owned(),
-        reason: event.reason,
-        request_id: event.request_id,
-        details: event
-            .details
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(anyhow::Error::from)?,
-        encoding_version: ENCODING_VERSION,
-        previous_hash: None,
-        hash: None,
-    };
-    let sealed = super::shred::seal(&**txn, &subjects).await?;
-    audit_event::Entity::insert(audit_event::ActiveModel::from(row.clone()))
-        .exec_without_returning(&**txn)
-        .await?;
-    for (chunk, sealed) in subjects
-        .chunks(ROWS_PER_INSERT)
-        .zip(sealed.chunks(ROWS_PER_INSERT))
-    {
-        let rows = chunk
-            .iter()
-            .zip(sealed)
-            .map(|(s, changes)| {
-                Ok(audit_event_person::ActiveModel::from(
-                    audit_event_person::Model {
-                        event_id: row.id,
-                        person_id: s.person_id,
-                        changes: serde_json::to_string(changes)?,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>, serde_json::Error>>()
-            .map_err(anyhow::Error::from)?;
-        audit_event_person::Entity::insert_many(rows)
+pub async fn append(txn: &WriteTxn, mut event: NewEvent) -> Result<Unchained, Error> {
+    let subjects = merge_subjects(std::mem::take(&mut event.subjects));
+    let mut writer = EventWriter::begin(txn, event).await?;
+    writer.people(&subjects).await?;
+    let mut appended = writer.finish();
+    appended.0.subjects = subjects;
+    Ok(appended)
+}
+
+/// An event written in parts inside a transaction: its row first, then the
+/// people it names a chunk at a time, so an event naming many people is
+/// never held whole. Each person may be given once.
+pub struct EventWriter<'t> {
+    txn: &'t WriteTxn,
+    event: AuditEvent,
+}
+
+impl<'t> EventWriter<'t> {
+    /// Writes the event row of `event` (its subjects, if any, are ignored:
+    /// give them to [`EventWriter::people`]).
+    pub async fn begin(txn: &'t WriteTxn, event: NewEvent) -> Result<Self, Error> {
+        let occurred_at = crate::time::now();
+        let row = audit_event::Model {
+            id: Uuid::now_v7(),
+            sequence: None,
+            occurred_at,
+            actor: event.actor.clone(),
+            actor_roles: serde_json::to_string(&event.actor_roles).map_err(anyhow::Error::from)?,
+            action: event.action.as_str().to_owned(),
+            outcome: event.outcome.as_str().to_owned(),
+            reason: event.reason.clone(),
+            request_id: event.request_id.clone(),
+            details: event
+                .details
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(anyhow::Error::from)?,
+            encoding_version: ENCODING_VERSION,
+            previous_hash: None,
+            hash: None,
+        };
+        audit_event::Entity::insert(audit_event::ActiveModel::from(row.clone()))
             .exec_without_returning(&**txn)
             .await?;
+        Ok(EventWriter {
+            txn,
+            event: AuditEvent {
+                id: row.id,
+                sequence: 0,
+                occurred_at,
+                actor: event.actor,
+                actor_roles: event.actor_roles,
+                action: event.action,
+                outcome: event.outcome,
+                reason: event.reason,
+                request_id: event.request_id,
+                details: event.details,
+                previous_hash: String::new(),
+                hash: String::new(),
+                subjects: Vec::new(),
+            },
+        })
     }
-    txn.mark_audited();
-    Ok(Unchained(AuditEvent {
-        id: row.id,
-        sequence: 0,
-        occurred_at,
-        actor: row.actor,
-        actor_roles: event.actor_roles,
-        action: event.action,
-        outcome: event.outcome,
-        reason: row.reason,
-        request_id: row.request_id,
-        details: event.details,
-        previous_hash: String::new(),
-        hash: String::new(),
-        subjects,
-    }))
+
+    /// Writes the rows of `subjects`, their personal values sealed.
+    pub async fn people(&mut self, subjects: &[Subject]) -> Result<(), Error> {
+        let sealed = super::shred::seal(&**self.txn, subjects).await?;
+        for (chunk, sealed) in subjects
+            .chunks(ROWS_PER_INSERT)
+            .zip(sealed.chunks(ROWS_PER_INSERT))
+        {
+            let rows = chunk
+                .iter()
+                .zip(sealed)
+                .map(|(s, changes)| {
+                    Ok(audit_event_person::ActiveModel::from(
+                        audit_event_person::Model {
+                            event_id: self.event.id,
+                            person_id: s.person_id,
+                            changes: serde_json::to_string(changes)?,
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()
+                .map_err(anyhow::Error::from)?;
+            audit_event_person::Entity::insert_many(rows)
+                .exec_without_returning(&**self.txn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The event, complete; it is chained when the transaction commits.
+    /// (Its subjects are not kept: read the event back to list them.)
+    pub fn finish(self) -> Unchained {
+        self.txn.mark_audited();
+        Unchained(self.event)
+    }
 }
 
 /// An event appended in a transaction not committed yet: it has no place in

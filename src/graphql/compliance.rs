@@ -1,6 +1,6 @@
 //! `updateComplianceCard`, `bulkUpdateAuthorization`, `bulkUpdateSource`.
 
-use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use async_graphql::{ComplexObject, Context, InputObject, Object, Result, SimpleObject};
 use uuid::Uuid;
 
 use super::people::PeopleFilterInput;
@@ -81,11 +81,23 @@ impl TryFrom<PersonSelection> for Selection {
 
 /// What a bulk update did.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct BulkUpdateResult {
     /// How many people were updated.
     pub updated_count: u64,
-    /// The one audit event naming all of them.
-    pub audit_event: AuditEventObject,
+    #[graphql(skip)]
+    pub result: compliance::BulkResult,
+}
+
+#[ComplexObject]
+impl BulkUpdateResult {
+    /// The one audit event naming all of them (read only when asked for).
+    async fn audit_event(&self, ctx: &Context<'_>) -> Result<AuditEventObject> {
+        let (db, _) = request(ctx)?;
+        Ok(AuditEventObject(
+            compliance::bulk_event(db, &self.result).await?,
+        ))
+    }
 }
 
 #[derive(Default)]
@@ -126,7 +138,7 @@ impl ComplianceMutation {
         let result = compliance::bulk_update_authorization(db, caller, &selection, &input).await?;
         Ok(BulkUpdateResult {
             updated_count: result.updated_count,
-            audit_event: AuditEventObject(result.event),
+            result,
         })
     }
 
@@ -147,7 +159,7 @@ impl ComplianceMutation {
         let result = compliance::bulk_update_source(db, caller, &selection, &input).await?;
         Ok(BulkUpdateResult {
             updated_count: result.updated_count,
-            audit_event: AuditEventObject(result.event),
+            result,
         })
     }
 }

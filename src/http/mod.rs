@@ -1,5 +1,6 @@
 //! The axum router: `/graphql` (POST; GET for queries and GraphiQL), the
-//! CSV exports, the public unsubscribe pages, `/healthz` and `/readyz`.
+//! CSV exports, the public unsubscribe pages, `/healthz`, `/readyz` and
+//! `/metrics`.
 
 mod export;
 mod graphql;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .layer(cors(&state.cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use entity::person;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Value,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
 };
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use super::authorize;
 use super::people::{CardRow, filter_condition, lock_person, to_person};
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
-use crate::db::Db;
+use crate::db::{Db, WriteTxn};
 use crate::domain::{
     Authorization, AuthorizationType, ComplianceCard, PeopleFilter, Person, Source, SourceType,
 };
@@ -213,7 +213,17 @@ pub enum Selection {
 #[derive(Clone, Debug)]
 pub struct BulkResult {
     pub updated_count: u64,
-    pub event: AuditEvent,
+    /// Its audit event (chained), naming every person updated; read it with
+    /// [`bulk_event`] when wanted, as it can be large.
+    pub event_id: Uuid,
+}
+
+/// The audit event of a bulk update the caller has just made. No audit-read
+/// permission is needed: it describes the caller's own change.
+pub async fn bulk_event(db: &Db, result: &BulkResult) -> Result<AuditEvent> {
+    audit::event(db.conn(), result.event_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("audit event {} is not chained yet", result.event_id).into())
 }
 
 /// The half of the card a bulk update replaces.
@@ -290,6 +300,10 @@ fn selected_ids(selection: &Selection) -> &[Uuid] {
     }
 }
 
+/// Updates the selected people a chunk at a time inside one transaction:
+/// each chunk's rows are locked (in id order, so two bulk updates over
+/// overlapping people cannot deadlock), updated, and their audit rows
+/// written, so memory stays flat whatever the number of people.
 #[tracing::instrument(skip(db, caller, selection, half))]
 async fn bulk_update(
     db: &Db,
@@ -299,81 +313,146 @@ async fn bulk_update(
     half: Half,
 ) -> Result<BulkResult> {
     let txn = db.begin_write().await?;
-    let lock = txn.get_database_backend() == DatabaseBackend::Postgres;
-    let rows = match selection {
+    let details = match selection {
+        Selection::Ids(_) => serde_json::json!({ "selection": "ids" }),
+        Selection::Filter(f) => serde_json::json!({ "selection": "filter", "filter": f }),
+    };
+    let mut event =
+        audit::EventWriter::begin(&txn, NewEvent::success(caller, action).details(details)).await?;
+    let mut updated_count = 0u64;
+    match selection {
         Selection::Ids(ids) => {
             let mut seen = HashSet::with_capacity(ids.len());
             let mut ids: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-            // Rows are locked in id order (here and in every chunk), so two
-            // bulk updates over overlapping people cannot deadlock.
+            drop(seen);
             ids.sort_unstable();
-            let mut rows = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(IDS_PER_STATEMENT) {
-                let mut q = person::Entity::find()
-                    .select_only()
-                    .columns(CardRow::COLUMNS)
-                    .filter(person::Column::Id.is_in(chunk.iter().copied()))
-                    .order_by_asc(person::Column::Id);
-                if lock {
-                    q = q.lock_exclusive();
+            for (i, chunk) in ids.chunks(IDS_PER_STATEMENT).enumerate() {
+                let rows = card_rows(
+                    &txn,
+                    Condition::all().add(person::Column::Id.is_in(chunk.iter().copied())),
+                    None,
+                )
+                .await?;
+                if rows.len() < chunk.len() {
+                    let found: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+                    let rest = &ids[((i + 1) * IDS_PER_STATEMENT).min(ids.len())..];
+                    return Err(not_found(&txn, chunk, &found, rest).await?);
                 }
-                rows.extend(q.into_model::<CardRow>().all(&*txn).await?);
+                updated_count += apply(&txn, &mut event, rows, &half).await?;
             }
-            if rows.len() < ids.len() {
-                let found: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
-                let missing: Vec<Uuid> = ids.into_iter().filter(|id| !found.contains(id)).collect();
-                let shown: Vec<String> = missing.iter().take(20).map(Uuid::to_string).collect();
-                return Err(Error::NotFound {
-                    message: format!(
-                        "{} selected people not found: {}{}",
-                        missing.len(),
-                        shown.join(", "),
-                        if missing.len() > shown.len() {
-                            ", …"
-                        } else {
-                            ""
-                        }
-                    ),
-                    ids: missing,
-                });
-            }
-            rows
         }
         Selection::Filter(filter) => {
-            let mut q = person::Entity::find()
-                .select_only()
-                .columns(CardRow::COLUMNS)
-                .filter(filter_condition(filter))
-                .order_by_asc(person::Column::Id);
-            if lock {
-                q = q.lock_exclusive();
+            let mut after = None;
+            loop {
+                let rows = card_rows(&txn, filter_condition(filter), after).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.id);
+                let full = rows.len() == IDS_PER_STATEMENT;
+                updated_count += apply(&txn, &mut event, rows, &half).await?;
+                if !full {
+                    break;
+                }
             }
-            q.into_model::<CardRow>().all(&*txn).await?
         }
-    };
+    }
+    let event = event.finish();
+    txn.commit().await?;
+    Ok(BulkResult {
+        updated_count,
+        event_id: event.id(),
+    })
+}
 
-    let columns: Vec<(person::Column, Value)> = match &half {
+/// Up to [`IDS_PER_STATEMENT`] people matching `condition` with ids after
+/// `after`, in id order, locked for update on PostgreSQL (SQLite's write
+/// transaction already excludes other writers).
+async fn card_rows(
+    txn: &WriteTxn,
+    condition: Condition,
+    after: Option<Uuid>,
+) -> Result<Vec<CardRow>> {
+    let mut q = person::Entity::find()
+        .select_only()
+        .columns(CardRow::COLUMNS)
+        .filter(condition)
+        .order_by_asc(person::Column::Id)
+        .limit(IDS_PER_STATEMENT as u64);
+    if let Some(after) = after {
+        q = q.filter(person::Column::Id.gt(after));
+    }
+    if txn.get_database_backend() == DatabaseBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    Ok(q.into_model::<CardRow>().all(&**txn).await?)
+}
+
+/// `NOT_FOUND` naming the selected ids that do not exist: those of `chunk`
+/// not `found`, and those of the `rest` not looked at yet.
+async fn not_found(
+    txn: &WriteTxn,
+    chunk: &[Uuid],
+    found: &HashSet<Uuid>,
+    rest: &[Uuid],
+) -> Result<Error> {
+    let mut missing: Vec<Uuid> = chunk
+        .iter()
+        .copied()
+        .filter(|id| !found.contains(id))
+        .collect();
+    for chunk in rest.chunks(IDS_PER_STATEMENT) {
+        let found: HashSet<Uuid> = person::Entity::find()
+            .select_only()
+            .column(person::Column::Id)
+            .filter(person::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple::<Uuid>()
+            .all(&**txn)
+            .await?
+            .into_iter()
+            .collect();
+        missing.extend(chunk.iter().copied().filter(|id| !found.contains(id)));
+    }
+    let shown: Vec<String> = missing.iter().take(20).map(Uuid::to_string).collect();
+    Ok(Error::NotFound {
+        message: format!(
+            "{} selected people not found: {}{}",
+            missing.len(),
+            shown.join(", "),
+            if missing.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        ),
+        ids: missing,
+    })
+}
+
+/// Sets `half` on the people of `rows` and writes their before/after
+/// values to `event`; returns how many.
+async fn apply(
+    txn: &WriteTxn,
+    event: &mut audit::EventWriter<'_>,
+    rows: Vec<CardRow>,
+    half: &Half,
+) -> Result<u64> {
+    let columns: Vec<(person::Column, Value)> = match half {
         Half::Authorization(a) => authorization_columns(a.as_ref()).into(),
         Half::Source(s) => source_columns(s.as_ref()).into(),
     };
-    let now = crate::time::now();
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let mut update = person::Entity::update_many()
-            .col_expr(person::Column::UpdatedAt, Expr::value(now))
-            .filter(person::Column::Id.is_in(chunk.iter().copied()));
-        for (col, value) in &columns {
-            update = update.col_expr(*col, Expr::value(value.clone()));
-        }
-        update.exec(&*txn).await?;
+    let mut update = person::Entity::update_many()
+        .col_expr(person::Column::UpdatedAt, Expr::value(crate::time::now()))
+        .filter(person::Column::Id.is_in(rows.iter().map(|r| r.id)));
+    for (col, value) in columns {
+        update = update.col_expr(col, Expr::value(value));
     }
+    update.exec(&**txn).await?;
 
     let subjects = rows
         .into_iter()
         .map(|row| {
             let person_id = row.id;
             let before = row.card()?;
-            let changes = match &half {
+            let changes = match half {
                 Half::Authorization(a) => {
                     let after = ComplianceCard {
                         authorization: a.clone(),
@@ -392,21 +471,6 @@ async fn bulk_update(
             Ok(Subject { person_id, changes })
         })
         .collect::<Result<Vec<_>>>()?;
-    let details = match selection {
-        Selection::Ids(_) => serde_json::json!({ "selection": "ids" }),
-        Selection::Filter(f) => serde_json::json!({ "selection": "filter", "filter": f }),
-    };
-    let updated_count = ids.len() as u64;
-    let event = audit::append(
-        &txn,
-        NewEvent::success(caller, action)
-            .subjects(subjects)
-            .details(details),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(BulkResult {
-        updated_count,
-        event: audit::chained(db, event).await?,
-    })
+    event.people(&subjects).await?;
+    Ok(subjects.len() as u64)
 }

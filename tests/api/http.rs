@@ -237,6 +237,26 @@ async fn health_and_readiness_answer(app: &TestApp) {
     assert_eq!(get(app, "/readyz", None).await.0, StatusCode::OK);
 }
 
+async fn metrics_count_the_sql_statements_a_request_runs(app: &TestApp) {
+    let id = app.person_id("metrics@example.com").await;
+    let statements = || async {
+        let (status, _, body) = get(app, "/metrics", None).await;
+        assert_eq!(status, StatusCode::OK);
+        body.lines()
+            .find_map(|l| l.strip_prefix("consentry_sql_statements_total "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no statement counter in {body}"))
+    };
+    let before = statements().await;
+    app.ok(
+        &app.sales(),
+        "query($id: UUID!) { person(id: $id) { id complianceCard { authorizationType } } }",
+        json!({ "id": id }),
+    )
+    .await;
+    assert_eq!(statements().await - before, 1);
+}
+
 async fn an_internal_error_leaks_nothing_and_carries_a_request_id(app: &TestApp) {
     let id = app.person_id("damaged@example.com").await;
     app.sql("UPDATE person SET authorization_type = 'BOGUS' WHERE email = 'damaged@example.com'")
@@ -278,6 +298,7 @@ backend_tests!(
     too_many_aliases_are_refused,
     a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
     health_and_readiness_answer,
+    metrics_count_the_sql_statements_a_request_runs,
     only_configured_origins_get_cors_headers,
 );
 
