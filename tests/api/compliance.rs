@@ -201,6 +201,53 @@ async fn bulk_update_with_an_unknown_id_changes_nothing(app: &TestApp) {
     assert_eq!(missing["people"]["totalCount"], 1, "all or nothing");
 }
 
+async fn unknown_ids_past_the_first_chunk_are_all_named_and_nothing_changes(app: &TestApp) {
+    // 12,000 ids in three chunks of up to 5,000 (in id order): the first is
+    // updated before an unknown id turns up in the second, and another
+    // unknown id, in the third, is found by checking the rest of the list.
+    consentry::service::seed::seed(&app.db, 11_998)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = <entity::person::Entity as sea_orm::EntityTrait>::find()
+        .all(app.db.conn())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    ids.sort();
+    let near = &ids[7_000];
+    let middle = format!(
+        "{}{}",
+        &near[..35],
+        if near.ends_with('0') { '1' } else { '0' }
+    );
+    let last = "ffffffff-ffff-7fff-bfff-ffffffffffff".to_owned();
+    ids.push(last.clone());
+    ids.push(middle.clone());
+    let before = app.audit_count().await;
+    let with_it = "SELECT COUNT(*) FROM person WHERE authorization_type = 'LEGITIMATE_INTEREST'";
+    let had_it = app.sql_i64(with_it).await;
+    let err = app
+        .err(
+            &app.sales(),
+            BULK_AUTH,
+            json!({ "sel": { "ids": ids }, "in": { "authorizationType": "LEGITIMATE_INTEREST" } }),
+        )
+        .await;
+    assert_eq!(code(&err), "NOT_FOUND");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 selected people not found"),
+        "{err}"
+    );
+    assert_eq!(err["extensions"]["ids"], json!([middle, last]));
+    assert_eq!(app.audit_count().await, before);
+    assert_eq!(app.sql_i64(with_it).await, had_it, "all or nothing");
+}
+
 async fn bulk_update_by_filter_touches_only_matches(app: &TestApp) {
     app.person_id("x1@example.com").await;
     app.person_id("x2@example.com").await;
@@ -328,6 +375,7 @@ backend_tests!(
     card_update_is_audited_with_before_and_after,
     bulk_update_by_ids_is_one_event_with_each_persons_values,
     bulk_update_with_an_unknown_id_changes_nothing,
+    unknown_ids_past_the_first_chunk_are_all_named_and_nothing_changes,
     bulk_update_by_filter_touches_only_matches,
     bulk_source_update_keeps_the_authorization_half,
     bulk_update_rules_are_the_card_rules,
