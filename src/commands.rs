@@ -208,7 +208,7 @@ pub fn token(config: &Config, subject: &str, roles: &[Role], ttl: Duration) -> a
 
 /// `consentry schema`: prints the SDL.
 pub fn schema(config: &Config) {
-    print!("{}", graphql::sdl(&graphql::build_schema(&config.limits())));
+    print!("{}", graphql::Executor::new(&config.limits()).sdl());
 }
 
 /// `consentry verify-audit`: recomputes the chain; `Ok(false)` when broken.

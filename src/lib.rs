@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::auth::{JwtSettings, JwtVerifier};
 use crate::db::Db;
-use crate::graphql::{AppSchema, Limits};
+use crate::graphql::Limits;
 use crate::service::crm::Salesforce;
 use crate::service::links::UnsubscribeLinks;
 use crate::service::suppression::Suppression;
@@ -67,10 +67,8 @@ pub struct Integrations {
 pub struct App {
     /// The database.
     pub db: Db,
-    /// The GraphQL schema.
-    pub schema: AppSchema,
-    /// Parsed GraphQL documents by their text.
-    pub documents: graphql::DocumentCache,
+    /// Runs GraphQL requests.
+    pub graphql: graphql::Executor,
     /// Bearer-token verification.
     pub verifier: JwtVerifier,
     /// Largest request body accepted, in bytes.
@@ -94,8 +92,7 @@ impl AppState {
     pub fn new(db: Db, settings: &Settings) -> Self {
         AppState(Arc::new(App {
             db,
-            schema: graphql::build_schema(&settings.limits),
-            documents: graphql::DocumentCache::default(),
+            graphql: graphql::Executor::new(&settings.limits),
             verifier: JwtVerifier::new(&settings.jwt),
             max_body_bytes: settings.max_body_bytes,
             max_import_bytes: settings.max_import_bytes,

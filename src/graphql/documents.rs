@@ -1,48 +1,127 @@
-//! Parsed GraphQL documents, kept by their text. Frontends send the same
-//! few documents over and over, so parsing each once saves most of the cost
-//! of a small query; validation (depth, complexity, aliases, …) still runs
-//! on every request.
+//! Running GraphQL requests, with each distinct document parsed and checked
+//! once. Frontends send the same few documents over and over with different
+//! variables; parsing a document and checking it against every validation
+//! rule is most of the cost of a small query, and neither depends on the
+//! variables.
+//!
+//! So a request runs in two steps:
+//! 1. the document is checked against every rule of the GraphQL
+//!    specification (fields, arguments, fragments, variable usage, …)
+//!    without its variables, by a schema that stops after validation — once
+//!    per document, as a passed document is kept;
+//! 2. the request runs with its variables on a schema that computes only
+//!    what depends on them: the depth and complexity limits (a page's size
+//!    may be a variable). A variable's value is coerced when its argument
+//!    is read, and one that does not fit is `BAD_USER_INPUT` naming the
+//!    argument — the same on the first request as on every later one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Request, Response, ValidationMode};
 
-/// Documents longer than this are parsed every time (a 100,000-id bulk
+use super::{AppSchema, Limits, schema_builder};
+
+/// Documents longer than this are checked every time (a 100,000-id bulk
 /// update written inline would only fill the cache).
 const MAX_CACHED_QUERY_BYTES: usize = 16 * 1024;
 /// Distinct documents kept; when full, the cache starts over.
 const MAX_CACHED_DOCUMENTS: usize = 512;
 
-/// A bounded cache of parsed documents, shared by the server's requests.
-#[derive(Clone, Debug, Default)]
-pub struct DocumentCache(Arc<Mutex<HashMap<String, ExecutableDocument>>>);
+/// Runs requests on the schema; see the module documentation.
+pub struct Executor {
+    /// Every rule, no limits (they need the variables), no execution.
+    checker: AppSchema,
+    /// The limits, then execution.
+    runner: AppSchema,
+    /// Documents that passed the checker, by their text.
+    checked: Mutex<HashMap<String, ExecutableDocument>>,
+}
 
-impl DocumentCache {
-    /// Attaches the parsed form of the request's document, parsing and
-    /// keeping it on first sight. A document that does not parse is left
-    /// to the executor, which reports the error.
-    pub fn prepare(&self, request: &mut async_graphql::Request) {
-        if request.query.len() > MAX_CACHED_QUERY_BYTES {
-            return;
+impl Executor {
+    pub fn new(limits: &Limits) -> Self {
+        let checker = schema_builder(limits)
+            .validation_mode(ValidationMode::Strict)
+            .extension(CheckOnly)
+            .finish();
+        let runner = schema_builder(limits)
+            .limit_depth(limits.max_depth)
+            .limit_complexity(limits.max_complexity)
+            .validation_mode(ValidationMode::Fast)
+            .finish();
+        Executor {
+            checker,
+            runner,
+            checked: Mutex::default(),
         }
-        if let Some(doc) = self.get(&request.query) {
-            request.set_parsed_query(doc);
-            return;
-        }
-        let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-            return;
-        };
-        if let Ok(mut docs) = self.0.lock() {
-            if docs.len() >= MAX_CACHED_DOCUMENTS {
-                docs.clear();
-            }
-            docs.insert(request.query.clone(), doc.clone());
-        }
-        request.set_parsed_query(doc);
     }
 
-    fn get(&self, query: &str) -> Option<ExecutableDocument> {
-        self.0.lock().ok()?.get(query).cloned()
+    /// Runs `request` (its data attached by the caller).
+    pub async fn execute(&self, mut request: Request) -> Response {
+        let cacheable = request.query.len() <= MAX_CACHED_QUERY_BYTES;
+        let known = cacheable
+            .then(|| self.checked.lock().ok()?.get(&request.query).cloned())
+            .flatten();
+        let doc = match known {
+            Some(doc) => doc,
+            None => {
+                let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+                    // The runner reports the syntax error, with its code.
+                    return self.runner.execute(request).await;
+                };
+                let mut check = Request::new(request.query.clone());
+                if let Some(name) = &request.operation_name {
+                    check = check.operation_name(name);
+                }
+                check.set_parsed_query(doc.clone());
+                let verdict = self.checker.execute(check).await;
+                if verdict.is_err() {
+                    return verdict;
+                }
+                if cacheable && let Ok(mut checked) = self.checked.lock() {
+                    if checked.len() >= MAX_CACHED_DOCUMENTS {
+                        checked.clear();
+                    }
+                    checked.insert(request.query.clone(), doc.clone());
+                }
+                doc
+            }
+        };
+        request.set_parsed_query(doc);
+        self.runner.execute(request).await
+    }
+
+    /// The schema's SDL, as `schema.graphql` holds it.
+    pub fn sdl(&self) -> String {
+        super::sdl(&self.runner)
+    }
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+/// Stops a request after validation: the checker's verdict is its errors.
+struct CheckOnly;
+
+impl ExtensionFactory for CheckOnly {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(CheckOnly)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for CheckOnly {
+    async fn execute(
+        &self,
+        _ctx: &ExtensionContext<'_>,
+        _operation_name: Option<&str>,
+        _next: NextExecute<'_>,
+    ) -> Response {
+        Response::default()
     }
 }

@@ -15,9 +15,11 @@ mod subscriptions;
 mod types;
 mod viewer;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, SDLExportOptions, Schema};
+use async_graphql::{
+    Context, EmptySubscription, MergedObject, SDLExportOptions, Schema, SchemaBuilder,
+};
 
-pub use documents::DocumentCache;
+pub use documents::Executor;
 
 use crate::Integrations;
 use crate::auth::Caller;
@@ -69,12 +71,11 @@ const MAX_RECURSIVE_DEPTH: usize = 32;
 /// Directives on one field beyond this are refused.
 const MAX_DIRECTIVES: usize = 8;
 
-/// Builds the schema. Per-request data (the [`Db`] and the [`Caller`]) is
-/// attached to each request, so the schema itself needs no state.
-pub fn build_schema(limits: &Limits) -> AppSchema {
+/// The schema with what every use of it shares: the resolvers, the
+/// document limits that need no variables, the error codes. The executor
+/// adds the rest.
+fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
         .limit_directives(MAX_DIRECTIVES)
         .extension(errors::ErrorCodes {
@@ -83,11 +84,11 @@ pub fn build_schema(limits: &Limits) -> AppSchema {
     if limits.disable_introspection {
         builder = builder.disable_introspection();
     }
-    builder.finish()
+    builder
 }
 
 /// The SDL of the schema, as `schema.graphql` holds it.
-pub fn sdl(schema: &AppSchema) -> String {
+fn sdl(schema: &AppSchema) -> String {
     schema.sdl_with_options(SDLExportOptions::new().sorted_fields())
 }
 

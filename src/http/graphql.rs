@@ -26,15 +26,14 @@ fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
     (status, axum::Json(graphql_error_body(message, ext))).into_response()
 }
 
-async fn execute(app: &AppState, actor: Actor, mut request: async_graphql::Request) -> Response {
+async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
     let caller = Caller::new(actor);
     let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
-    app.documents.prepare(&mut request);
     let request = request
         .data(app.db.clone())
         .data(app.integrations.clone())
         .data(caller);
-    let response = app.schema.execute(request).instrument(span).await;
+    let response = app.graphql.execute(request).instrument(span).await;
     GraphQLResponse::from(response).into_response()
 }
 

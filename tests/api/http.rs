@@ -7,7 +7,7 @@ use axum::http::{Request, StatusCode};
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{TestApp, code};
+use crate::helpers::{TestApp, code, post};
 
 async fn get(
     app: &TestApp,
@@ -206,6 +206,46 @@ async fn a_repeated_document_is_checked_on_every_request(app: &TestApp) {
     }
 }
 
+async fn a_page_size_given_as_a_variable_weighs_in_the_complexity_limit(app: &TestApp) {
+    // One document, checked once; its weight follows each request's variables.
+    let router = app.with_settings(|s| s.limits.max_complexity = 1000);
+    let query = "query($n: Int) { people(first: $n) { nodes { id email } } }";
+    let run = |n: i64| {
+        let router = router.clone();
+        let token = app.admin();
+        async move {
+            post(
+                &router,
+                Some(&token),
+                json!({ "query": query, "variables": { "n": n } }),
+            )
+            .await
+            .1
+        }
+    };
+    assert!(run(10).await.get("errors").is_none());
+    let large = run(500).await;
+    assert_eq!(
+        code(&large["errors"][0]),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{large}"
+    );
+    assert!(large["data"].is_null(), "{large}");
+    assert!(run(10).await.get("errors").is_none());
+}
+
+async fn a_variable_of_the_wrong_type_is_bad_input_on_every_request(app: &TestApp) {
+    // Checked when its argument is read, the first time as every time.
+    let query = "query($types: [AuthorizationType!]) { people(filter: { authorizationTypes: $types }) { totalCount } }";
+    for _ in 0..2 {
+        let err = app
+            .err(&app.sales(), query, json!({ "types": ["CONSENT", "NOPE"] }))
+            .await;
+        assert_eq!(code(&err), "BAD_USER_INPUT", "{err}");
+        assert_eq!(err["extensions"]["field"], "filter", "{err}");
+    }
+}
+
 async fn too_many_aliases_are_refused(app: &TestApp) {
     let aliases: String = (0..51)
         .map(|i| format!("a{i}: viewer {{ subject }} "))
@@ -296,6 +336,8 @@ backend_tests!(
     a_document_deeper_than_the_limit_is_refused_before_resolvers_run,
     a_page_weighs_its_size_in_the_complexity_limit,
     too_many_aliases_are_refused,
+    a_page_size_given_as_a_variable_weighs_in_the_complexity_limit,
+    a_variable_of_the_wrong_type_is_bad_input_on_every_request,
     a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
     health_and_readiness_answer,
     metrics_count_the_sql_statements_a_request_runs,
@@ -304,7 +346,7 @@ backend_tests!(
 
 #[test]
 fn schema_graphql_is_the_served_sdl() {
-    let served = consentry::graphql::sdl(&consentry::graphql::build_schema(&Default::default()));
+    let served = consentry::graphql::Executor::new(&Default::default()).sdl();
     let file =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert!(
