@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sea_query::Values;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    DatabaseTransaction, DbErr, FromQueryResult, QueryResult, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
+use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::audit::ChainTurn;
@@ -23,6 +25,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// database) before it fails with `INTERNAL`: short enough that an outage
 /// is reported well inside the request timeout.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A pooled connection idle at least this long is checked (pinged) before a
+/// request gets it; one in steady use is not, which would cost a round trip
+/// per request.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(10);
 
 /// The database handle the service layer works with.
 #[derive(Clone, Debug)]
@@ -85,6 +91,41 @@ impl WriteTxn {
     }
 }
 
+/// A failed read, as SeaORM reports one.
+fn query_error(err: sea_orm::sqlx::Error) -> DbErr {
+    DbErr::Query(sea_orm::RuntimeErr::SqlxError(err.into()))
+}
+
+/// Turns on SQLite's query planner stability guarantee for a new
+/// connection. Without it, SQLite compiles a statement again on every run
+/// when a bound value could change its plan — and SeaORM binds every
+/// `LIMIT` — so the prepared-statement cache would not save the parse.
+async fn stable_query_plans(
+    conn: &mut sea_orm::sqlx::SqliteConnection,
+) -> Result<(), sea_orm::sqlx::Error> {
+    use std::ffi::c_int;
+    let mut handle = conn.lock_handle().await?;
+    let db = handle.as_raw_handle();
+    // SAFETY: the locked handle gives this thread sole use of a live
+    // connection for the call; SQLITE_DBCONFIG_ENABLE_QPSG takes an int and
+    // an int* that may be null.
+    let rc = unsafe {
+        libsqlite3_sys::sqlite3_db_config(
+            db.as_ptr(),
+            libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+            1 as c_int,
+            std::ptr::null_mut::<c_int>(),
+        )
+    };
+    if rc == libsqlite3_sys::SQLITE_OK {
+        Ok(())
+    } else {
+        Err(sea_orm::sqlx::Error::Configuration(
+            format!("SQLite refused the query planner stability guarantee (code {rc})").into(),
+        ))
+    }
+}
+
 impl Db {
     /// Connects to `url` (SQLite or PostgreSQL) with settings fit for a
     /// long-running server.
@@ -104,15 +145,22 @@ impl Db {
                         .foreign_keys(true)
                         // Deleted content is overwritten, so erased data leaves the file.
                         .pragma("secure_delete", "ON")
+                })
+                .map_sqlx_sqlite_pool_opts(move |p| {
+                    let p = p.after_connect(|conn, _| Box::pin(stable_query_plans(conn)));
+                    if in_memory {
+                        // An in-memory database lives only as long as its connection.
+                        p.idle_timeout(None).max_lifetime(None)
+                    } else {
+                        p
+                    }
                 });
-            if in_memory {
-                // An in-memory database lives only as long as its connection.
-                options.map_sqlx_sqlite_pool_opts(|p| p.idle_timeout(None).max_lifetime(None));
-            }
         } else {
             options.max_connections(16).min_connections(1);
         }
-        options.acquire_timeout(ACQUIRE_TIMEOUT);
+        options
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR);
         let mut conn = Database::connect(options).await?;
         let statements = Arc::new(AtomicU64::new(0));
         let counter = statements.clone();
@@ -187,6 +235,37 @@ impl Db {
         }
     }
 
+    /// Runs a read on the pool and maps its rows to `M`. The statement is
+    /// built by SeaORM as everywhere else; only SeaORM's connection layer is
+    /// skipped, whose large futures, moved on every call, cost more than the
+    /// work of a one-row read. For the hottest reads (a person, a page of
+    /// people); counted like every other statement.
+    pub async fn read<M: FromQueryResult>(&self, stmt: &Statement) -> Result<Vec<M>, DbErr> {
+        use sea_orm::sqlx::{AssertSqlSafe, query_with};
+        let sql = AssertSqlSafe(stmt.sql.as_str());
+        let values = SqlxValues(stmt.values.clone().unwrap_or(Values(Vec::new())));
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        let rows: Vec<QueryResult> = match self.backend() {
+            DatabaseBackend::Postgres => query_with(sql, values)
+                .fetch_all(self.conn.get_postgres_connection_pool())
+                .await
+                .map_err(query_error)?
+                .into_iter()
+                .map(QueryResult::from)
+                .collect(),
+            _ => query_with(sql, values)
+                .fetch_all(self.conn.get_sqlite_connection_pool())
+                .await
+                .map_err(query_error)?
+                .into_iter()
+                .map(QueryResult::from)
+                .collect(),
+        };
+        rows.iter()
+            .map(|row| M::from_query_result(row, ""))
+            .collect()
+    }
+
     /// This process's turn at chaining audit events.
     pub(crate) fn chain_turn(&self) -> &ChainTurn {
         &self.chain_turn
@@ -200,5 +279,36 @@ impl Db {
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::c_int;
+
+    use super::Db;
+
+    #[tokio::test]
+    async fn sqlite_connections_have_the_query_planner_stability_guarantee() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let mut conn = db
+            .conn()
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .unwrap();
+        let mut handle = conn.lock_handle().await.unwrap();
+        let mut on: c_int = -1;
+        // SAFETY: sole use of a live connection; -1 reads the setting into `on`.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_db_config(
+                handle.as_raw_handle().as_ptr(),
+                libsqlite3_sys::SQLITE_DBCONFIG_ENABLE_QPSG,
+                -1 as c_int,
+                &mut on as *mut c_int,
+            )
+        };
+        assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
+        assert_eq!(on, 1);
     }
 }

@@ -6,7 +6,7 @@ use entity::person;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -320,9 +320,11 @@ fn duplicate_email(contact: &Contact) -> impl FnOnce() -> Error + '_ {
 #[tracing::instrument(skip(db, caller))]
 pub async fn get_person(db: &Db, caller: &Caller, id: Uuid) -> Result<Option<Person>> {
     require(caller, Permission::ReadPeople)?;
-    person::Entity::find_by_id(id)
-        .one(db.conn())
+    let stmt = person::Entity::find_by_id(id).build(db.backend());
+    db.read::<person::Model>(&stmt)
         .await?
+        .into_iter()
+        .next()
         .map(to_person)
         .transpose()
 }
@@ -342,11 +344,11 @@ pub async fn list_people(
     if let Some(after) = after {
         q = q.filter(person::Column::Id.gt(after));
     }
-    let mut rows = q
+    let stmt = q
         .order_by_asc(person::Column::Id)
         .limit(first + 1)
-        .all(db.conn())
-        .await?;
+        .build(db.backend());
+    let mut rows = db.read::<person::Model>(&stmt).await?;
     let has_next = rows.len() as u64 > first;
     rows.truncate(first as usize);
     Ok(Page {

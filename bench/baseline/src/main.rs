@@ -22,6 +22,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{NaiveDate, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::{Row, postgres::PgRow, sqlite::SqliteRow};
@@ -347,6 +348,21 @@ async fn update_card(app: &App, id: Uuid, source: &str) -> Result<String, sqlx::
     ))
 }
 
+/// The pool policy consentry has: a connection idle 10 s or more is pinged
+/// before use, one in steady use is not (sqlx's default pings every time).
+fn ping_when_idle<DB: sqlx::Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+    options
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= std::time::Duration::from_secs(10) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -354,7 +370,7 @@ async fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: consentry-baseline DATABASE_URL LISTEN JWT_SECRET");
     };
     let db = if url.starts_with("postgres") {
-        let pool = PgPoolOptions::new()
+        let pool = ping_when_idle(PgPoolOptions::new())
             .max_connections(16)
             .connect(url)
             .await?;
@@ -368,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
+        let pool = ping_when_idle(SqlitePoolOptions::new())
             .max_connections(8)
             .connect_with(options)
             .await?;
