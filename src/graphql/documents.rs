@@ -22,6 +22,7 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ValidationMode};
 
+use super::errors::{ArgumentPositions, ErrorCodes, argument_positions, code_execution_errors};
 use super::{AppSchema, Limits, schema_builder};
 
 /// Documents longer than this are checked every time (a 100,000-id bulk
@@ -37,13 +38,22 @@ pub struct Executor {
     /// The limits, then execution.
     runner: AppSchema,
     /// Documents that passed the checker, by their text.
-    checked: Mutex<HashMap<String, ExecutableDocument>>,
+    checked: Mutex<HashMap<String, Arc<Checked>>>,
+}
+
+/// A document that passed the checker.
+struct Checked {
+    doc: ExecutableDocument,
+    arguments: ArgumentPositions,
 }
 
 impl Executor {
     pub fn new(limits: &Limits) -> Self {
         let checker = schema_builder(limits)
             .validation_mode(ValidationMode::Strict)
+            .extension(ErrorCodes {
+                max_aliases: limits.max_aliases,
+            })
             .extension(CheckOnly)
             .finish();
         let runner = schema_builder(limits)
@@ -58,39 +68,56 @@ impl Executor {
         }
     }
 
-    /// Runs `request` (its data attached by the caller).
-    pub async fn execute(&self, mut request: Request) -> Response {
-        let cacheable = request.query.len() <= MAX_CACHED_QUERY_BYTES;
-        let known = cacheable
-            .then(|| self.checked.lock().ok()?.get(&request.query).cloned())
-            .flatten();
-        let doc = match known {
-            Some(doc) => doc,
-            None => {
-                let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-                    // The runner reports the syntax error, with its code.
-                    return self.runner.execute(request).await;
-                };
-                let mut check = Request::new(request.query.clone());
-                if let Some(name) = &request.operation_name {
-                    check = check.operation_name(name);
-                }
-                check.set_parsed_query(doc.clone());
-                let verdict = self.checker.execute(check).await;
-                if verdict.is_err() {
-                    return verdict;
-                }
-                if cacheable && let Ok(mut checked) = self.checked.lock() {
-                    if checked.len() >= MAX_CACHED_DOCUMENTS {
-                        checked.clear();
-                    }
-                    checked.insert(request.query.clone(), doc.clone());
-                }
-                doc
+    /// Runs `request` (its data attached by the caller); `request_id` goes
+    /// into the errors consentry reports.
+    pub async fn execute(&self, mut request: Request, request_id: &str) -> Response {
+        let checked = match self.checked(&request).await {
+            Ok(checked) => checked,
+            Err(mut verdict) => {
+                code_execution_errors(&mut verdict, request_id, &ArgumentPositions::new());
+                return verdict;
             }
         };
-        request.set_parsed_query(doc);
-        self.runner.execute(request).await
+        request.set_parsed_query(checked.doc.clone());
+        let mut response = self.runner.execute(request).await;
+        code_execution_errors(&mut response, request_id, &checked.arguments);
+        response
+    }
+
+    /// The request's document, checked; or the checker's errors.
+    async fn checked(&self, request: &Request) -> Result<Arc<Checked>, Response> {
+        let cacheable = request.query.len() <= MAX_CACHED_QUERY_BYTES;
+        if cacheable && let Some(known) = self.known(&request.query) {
+            return Ok(known);
+        }
+        let mut check = Request::new(request.query.clone());
+        if let Some(name) = &request.operation_name {
+            check = check.operation_name(name);
+        }
+        // A document that does not parse is left to the checker to report.
+        let doc = async_graphql::parser::parse_query(&request.query).ok();
+        if let Some(doc) = &doc {
+            check.set_parsed_query(doc.clone());
+        }
+        let verdict = self.checker.execute(check).await;
+        let Some(doc) = doc.filter(|_| verdict.is_ok()) else {
+            return Err(verdict);
+        };
+        let checked = Arc::new(Checked {
+            arguments: argument_positions(&doc),
+            doc,
+        });
+        if cacheable && let Ok(mut known) = self.checked.lock() {
+            if known.len() >= MAX_CACHED_DOCUMENTS {
+                known.clear();
+            }
+            known.insert(request.query.clone(), checked.clone());
+        }
+        Ok(checked)
+    }
+
+    fn known(&self, query: &str) -> Option<Arc<Checked>> {
+        self.checked.lock().ok()?.get(query).cloned()
     }
 
     /// The schema's SDL, as `schema.graphql` holds it.

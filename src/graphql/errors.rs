@@ -3,10 +3,10 @@
 //! by [`crate::error::Error::extensions`]) and argument coercion errors.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{
@@ -14,10 +14,12 @@ use async_graphql::{
     Variables,
 };
 
-use crate::auth::Caller;
 use crate::error::{Error, code};
 
-/// Factory for the error-code extension; also enforces the alias limit.
+/// Factory for the extension that codes parse and validation errors; also
+/// enforces the alias limit. Only the checking schema carries it: an
+/// extension makes the executor wrap every field it resolves, so errors of
+/// execution are coded afterwards, by [`code_execution_errors`].
 pub struct ErrorCodes {
     pub max_aliases: usize,
 }
@@ -26,24 +28,22 @@ impl ExtensionFactory for ErrorCodes {
     fn create(&self) -> Arc<dyn Extension> {
         Arc::new(ErrorCodesExtension {
             max_aliases: self.max_aliases,
-            arguments: Mutex::default(),
         })
     }
 }
 
-/// One instance per request.
 struct ErrorCodesExtension {
     max_aliases: usize,
-    /// Where each argument's value stands in the document, so an argument
-    /// that fails to coerce can be named in `extensions.field`.
-    arguments: Mutex<HashMap<Pos, String>>,
+}
+
+fn set_code(err: &mut ServerError, code: &str) {
+    err.extensions
+        .get_or_insert_with(ErrorExtensionValues::default)
+        .set("code", code);
 }
 
 fn with_code(mut err: ServerError, code: &str) -> ServerError {
-    let ext = err
-        .extensions
-        .get_or_insert_with(ErrorExtensionValues::default);
-    ext.set("code", code);
+    set_code(&mut err, code);
     err
 }
 
@@ -71,8 +71,19 @@ fn visit(set: &Positioned<SelectionSet>, arguments: &mut HashMap<Pos, String>) -
         .sum()
 }
 
+/// Where each argument's value stands in a document, so an argument that
+/// fails to coerce can be named in `extensions.field`.
+pub type ArgumentPositions = HashMap<Pos, String>;
+
+/// The document's argument positions.
+pub fn argument_positions(doc: &ExecutableDocument) -> ArgumentPositions {
+    let mut arguments = HashMap::new();
+    visit_document(doc, &mut arguments);
+    arguments
+}
+
 /// The document's alias count; fills `arguments`.
-fn visit_document(doc: &ExecutableDocument, arguments: &mut HashMap<Pos, String>) -> usize {
+fn visit_document(doc: &ExecutableDocument, arguments: &mut ArgumentPositions) -> usize {
     let operations: usize = doc
         .operations
         .iter()
@@ -99,11 +110,7 @@ impl Extension for ErrorCodesExtension {
             .run(ctx, query, variables)
             .await
             .map_err(|e| with_code(e, code::GRAPHQL_PARSE_FAILED))?;
-        let mut arguments = HashMap::new();
-        let aliases = visit_document(&doc, &mut arguments);
-        if let Ok(mut known) = self.arguments.lock() {
-            *known = arguments;
-        }
+        let aliases = visit_document(&doc, &mut HashMap::new());
         if aliases > self.max_aliases {
             return Err(with_code(
                 ServerError::new(
@@ -131,40 +138,40 @@ impl Extension for ErrorCodesExtension {
                 .collect()
         })
     }
+}
 
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let mut response = next.run(ctx, operation_name).await;
-        let request_id = ctx.data_opt::<Caller>().map(|c| c.request_id.as_str());
-        for err in &mut response.errors {
-            if let Some(e) = err.source::<Error>() {
-                let mut ext = ErrorExtensionValues::default();
-                for (k, v) in e.extensions(request_id) {
-                    ext.set(
-                        k,
-                        async_graphql::Value::from_json(v).unwrap_or(async_graphql::Value::Null),
-                    );
-                }
-                err.extensions = Some(ext);
-            } else if !has_code(err) {
-                // Arguments and variables that do not coerce to their types.
-                let field = err
-                    .locations
-                    .first()
-                    .and_then(|pos| self.arguments.lock().ok()?.get(pos).cloned());
-                let ext = err
-                    .extensions
-                    .get_or_insert_with(ErrorExtensionValues::default);
-                ext.set("code", code::BAD_USER_INPUT);
-                if let Some(field) = field {
-                    ext.set("field", field);
-                }
+/// Gives the errors of a request's execution their codes: consentry's own
+/// errors theirs (see [`crate::error::Error::extensions`]); the limits
+/// checked with the variables and the choice of operation
+/// `GRAPHQL_VALIDATION_FAILED`; an argument that does not coerce to its type
+/// `BAD_USER_INPUT`, naming the argument.
+pub fn code_execution_errors(
+    response: &mut Response,
+    request_id: &str,
+    arguments: &ArgumentPositions,
+) {
+    for err in &mut response.errors {
+        if let Some(e) = err.source::<Error>() {
+            let mut ext = ErrorExtensionValues::default();
+            for (k, v) in e.extensions(Some(request_id)) {
+                ext.set(
+                    k,
+                    async_graphql::Value::from_json(v).unwrap_or(async_graphql::Value::Null),
+                );
+            }
+            err.extensions = Some(ext);
+        } else if has_code(err) {
+            continue;
+        } else if err.path.is_empty() {
+            // Raised before any field ran.
+            set_code(err, code::GRAPHQL_VALIDATION_FAILED);
+        } else {
+            let field = err.locations.first().and_then(|pos| arguments.get(pos));
+            let field = field.cloned();
+            set_code(err, code::BAD_USER_INPUT);
+            if let (Some(field), Some(ext)) = (field, err.extensions.as_mut()) {
+                ext.set("field", field);
             }
         }
-        response
     }
 }

@@ -71,16 +71,12 @@ const MAX_RECURSIVE_DEPTH: usize = 32;
 /// Directives on one field beyond this are refused.
 const MAX_DIRECTIVES: usize = 8;
 
-/// The schema with what every use of it shares: the resolvers, the
-/// document limits that need no variables, the error codes. The executor
-/// adds the rest.
+/// The schema with what every use of it shares: the resolvers and the
+/// document limits that need no variables. The executor adds the rest.
 fn schema_builder(limits: &Limits) -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_recursive_depth(MAX_RECURSIVE_DEPTH)
-        .limit_directives(MAX_DIRECTIVES)
-        .extension(errors::ErrorCodes {
-            max_aliases: limits.max_aliases,
-        });
+        .limit_directives(MAX_DIRECTIVES);
     if limits.disable_introspection {
         builder = builder.disable_introspection();
     }

@@ -29,11 +29,16 @@ fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
 async fn execute(app: &AppState, actor: Actor, request: async_graphql::Request) -> Response {
     let caller = Caller::new(actor);
     let span = tracing::info_span!("graphql", request_id = %caller.request_id, actor = %caller.actor.subject);
+    let request_id = caller.request_id.clone();
     let request = request
         .data(app.db.clone())
         .data(app.integrations.clone())
         .data(caller);
-    let response = app.graphql.execute(request).instrument(span).await;
+    let response = app
+        .graphql
+        .execute(request, &request_id)
+        .instrument(span)
+        .await;
     GraphQLResponse::from(response).into_response()
 }
 

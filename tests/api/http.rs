@@ -246,6 +246,24 @@ async fn a_variable_of_the_wrong_type_is_bad_input_on_every_request(app: &TestAp
     }
 }
 
+async fn an_unknown_operation_name_is_graphql_validation_failed(app: &TestApp) {
+    let body = post(
+        &app.router,
+        Some(&app.sales()),
+        json!({
+            "query": "query A { viewer { subject } } query B { viewer { subject } }",
+            "operationName": "C",
+        }),
+    )
+    .await
+    .1;
+    assert_eq!(
+        code(&body["errors"][0]),
+        "GRAPHQL_VALIDATION_FAILED",
+        "{body}"
+    );
+}
+
 async fn too_many_aliases_are_refused(app: &TestApp) {
     let aliases: String = (0..51)
         .map(|i| format!("a{i}: viewer {{ subject }} "))
@@ -338,6 +356,7 @@ backend_tests!(
     too_many_aliases_are_refused,
     a_page_size_given_as_a_variable_weighs_in_the_complexity_limit,
     a_variable_of_the_wrong_type_is_bad_input_on_every_request,
+    an_unknown_operation_name_is_graphql_validation_failed,
     a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
     health_and_readiness_answer,
     metrics_count_the_sql_statements_a_request_runs,
