@@ -1,10 +1,12 @@
 //! Data out: one person's CSV, the streamed CSV of many, and the access
 //! package (GDPR Art. 15/20). Every export is audited.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::person;
 use futures_util::StreamExt;
-use sea_orm::{EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QueryTrait};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -50,17 +52,18 @@ fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// A cell that a spreadsheet would run as a formula gets a leading `'`.
-fn neutralise(cell: &str) -> String {
+fn neutralise(cell: &str) -> Cow<'_, str> {
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_owned(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => Cow::Owned(format!("'{cell}")),
+        _ => Cow::Borrowed(cell),
     }
 }
 
-/// One person's row, in [`HEADERS`] order.
-fn row(p: &Person, exported_at: DateTime<Utc>) -> [String; 16] {
+/// One person's row, in [`HEADERS`] order; `exported_at` as formatted by
+/// [`timestamp`].
+fn row<'a>(p: &'a Person, exported_at: &'a str) -> [Cow<'a, str>; 16] {
     let c = &p.contact;
-    let text = |v: &Option<String>| neutralise(v.as_deref().unwrap_or(""));
+    let text = |v: &'a Option<String>| neutralise(v.as_deref().unwrap_or(""));
     [
         text(&c.first_name),
         text(&c.last_name),
@@ -70,14 +73,14 @@ fn row(p: &Person, exported_at: DateTime<Utc>) -> [String; 16] {
         text(&c.phone),
         text(&c.website),
         text(&c.other),
-        timestamp(p.updated_at),
-        timestamp(p.created_at),
+        Cow::Owned(timestamp(p.updated_at)),
+        Cow::Owned(timestamp(p.created_at)),
         text(&c.salesforce_id),
-        p.id.to_string(),
+        Cow::Owned(p.id.to_string()),
         text(&c.facebook),
         text(&c.twitter),
         text(&c.linkedin),
-        timestamp(exported_at),
+        Cow::Borrowed(exported_at),
     ]
 }
 
@@ -94,8 +97,10 @@ fn csv_bytes<'a>(
     if header {
         w.write_record(HEADERS).map_err(fail)?;
     }
+    let exported_at = timestamp(exported_at);
     for p in people {
-        w.write_record(row(p, exported_at)).map_err(fail)?;
+        w.write_record(row(p, &exported_at).iter().map(|cell| cell.as_bytes()))
+            .map_err(fail)?;
     }
     w.into_inner()
         .map_err(|e| Error::from(anyhow::anyhow!("{e}")))
@@ -203,11 +208,11 @@ async fn stream_rows(
     if tx.send(csv_bytes(true, [], exported_at)?).await.is_err() {
         return Ok((0, false));
     }
-    let mut rows = person::Entity::find()
+    let stmt = person::Entity::find()
         .filter(filter_condition(filter))
         .order_by_asc(person::Column::Id)
-        .stream(db.conn())
-        .await?;
+        .build(db.backend());
+    let mut rows = db.stream::<person::Model>(&stmt);
     let mut sent = 0u64;
     let mut batch: Vec<Person> = Vec::with_capacity(ROWS_PER_CHUNK);
     loop {

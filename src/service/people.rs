@@ -1,12 +1,14 @@
 //! People: reading, listing with the `PeopleFilter`, creating and editing
 //! contact fields.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use entity::person;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -15,7 +17,7 @@ use super::suppression::Suppression;
 use super::{Page, authorize, require};
 use crate::audit::{self, Action, FieldChange, NewEvent};
 use crate::auth::{Caller, Permission};
-use crate::db::Db;
+use crate::db::{Columns, Db, FromRow};
 use crate::domain::{
     Authorization, AuthorizationType, ComplianceCard, Contact, Email, PeopleFilter, Person, Source,
     SourceType, Subscription, Text,
@@ -215,6 +217,40 @@ impl CardRow {
     }
 }
 
+/// A person row as `person::Entity::find()` selects it: every column, in
+/// the order of `person::Column`.
+impl FromRow for person::Model {
+    fn from_row(row: &impl Columns) -> std::result::Result<Self, sea_orm::sqlx::Error> {
+        use person::Column as C;
+        Ok(person::Model {
+            id: row.get(C::Id as usize)?,
+            first_name: row.get(C::FirstName as usize)?,
+            last_name: row.get(C::LastName as usize)?,
+            company: row.get(C::Company as usize)?,
+            title: row.get(C::Title as usize)?,
+            email: row.get(C::Email as usize)?,
+            email_normalized: row.get(C::EmailNormalized as usize)?,
+            phone: row.get(C::Phone as usize)?,
+            website: row.get(C::Website as usize)?,
+            other: row.get(C::Other as usize)?,
+            salesforce_id: row.get(C::SalesforceId as usize)?,
+            facebook: row.get(C::Facebook as usize)?,
+            twitter: row.get(C::Twitter as usize)?,
+            linkedin: row.get(C::Linkedin as usize)?,
+            authorization_type: row.get(C::AuthorizationType as usize)?,
+            authorization_other: row.get(C::AuthorizationOther as usize)?,
+            consent_date: row.get(C::ConsentDate as usize)?,
+            processing_purpose: row.get(C::ProcessingPurpose as usize)?,
+            source_type: row.get(C::SourceType as usize)?,
+            source_other: row.get(C::SourceOther as usize)?,
+            unsubscribed: row.get(C::Unsubscribed as usize)?,
+            unsubscribed_at: row.get(C::UnsubscribedAt as usize)?,
+            created_at: row.get(C::CreatedAt as usize)?,
+            updated_at: row.get(C::UpdatedAt as usize)?,
+        })
+    }
+}
+
 pub(crate) fn to_person(m: person::Model) -> Result<Person> {
     let card = CardRow {
         id: m.id,
@@ -316,12 +352,25 @@ fn duplicate_email(contact: &Contact) -> impl FnOnce() -> Error + '_ {
     }
 }
 
+/// `person::Entity::find_by_id(id)` as a statement. SeaORM builds its SQL
+/// once per backend — the text does not depend on the id — and each call
+/// binds its id.
+fn person_by_id(backend: DatabaseBackend, id: Uuid) -> Statement {
+    static POSTGRES: OnceLock<String> = OnceLock::new();
+    static SQLITE: OnceLock<String> = OnceLock::new();
+    let sql = match backend {
+        DatabaseBackend::Postgres => &POSTGRES,
+        _ => &SQLITE,
+    }
+    .get_or_init(|| person::Entity::find_by_id(Uuid::nil()).build(backend).sql);
+    Statement::from_sql_and_values(backend, sql.clone(), [id.into()])
+}
+
 /// One person, or `None`.
 #[tracing::instrument(skip(db, caller))]
 pub async fn get_person(db: &Db, caller: &Caller, id: Uuid) -> Result<Option<Person>> {
     require(caller, Permission::ReadPeople)?;
-    let stmt = person::Entity::find_by_id(id).build(db.backend());
-    db.read::<person::Model>(&stmt)
+    db.read::<person::Model>(&person_by_id(db.backend(), id))
         .await?
         .into_iter()
         .next()
