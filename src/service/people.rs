@@ -539,3 +539,32 @@ pub async fn update_person(
     txn.commit().await?;
     to_person(stored)
 }
+
+#[cfg(test)]
+mod tests {
+    use entity::person;
+    use sea_orm::{DatabaseBackend, EntityTrait, IdenStatic, Iterable, QueryTrait};
+
+    /// `FromRow for person::Model` reads each column at the position of its
+    /// `person::Column` variant: SeaORM must select every column, in that
+    /// order.
+    #[test]
+    fn a_person_query_selects_every_column_in_column_order() {
+        for backend in [DatabaseBackend::Postgres, DatabaseBackend::Sqlite] {
+            let sql = person::Entity::find().build(backend).sql;
+            let list = sql
+                .strip_prefix("SELECT ")
+                .and_then(|s| s.split(" FROM ").next())
+                .unwrap();
+            let selected: Vec<&str> = list.split(", ").collect();
+            let expected: Vec<String> = person::Column::iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    assert_eq!(c as usize, i);
+                    format!("\"person\".\"{}\"", c.as_str())
+                })
+                .collect();
+            assert_eq!(selected, expected);
+        }
+    }
+}
