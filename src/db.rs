@@ -15,9 +15,9 @@ use sea_orm::sqlx::sqlite::SqliteRow;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::sqlx::{Postgres, Row, Sqlite};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    DatabaseTransaction, DbErr, SqliteTransactionMode, Statement, TransactionOptions,
-    TransactionTrait,
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseBackend,
+    DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, SqliteTransactionMode, Statement,
+    TransactionOptions, TransactionTrait,
 };
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -292,6 +292,27 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
     }
+}
+
+/// Inserts `rows` with one multi-row INSERT per `per_statement` rows
+/// (bounded so a statement stays within the backends' bind limits).
+pub async fn insert_in_chunks<A, C>(
+    conn: &C,
+    rows: impl IntoIterator<Item = A>,
+    per_statement: usize,
+) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait,
+    C: ConnectionTrait,
+{
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<A> = rows.by_ref().take(per_statement).collect();
+        A::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// A value both backends' drivers decode.

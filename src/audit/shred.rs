@@ -161,13 +161,7 @@ pub(crate) async fn seal<C: ConnectionTrait>(
             });
         }
     }
-    let mut rows = new_keys.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(CHUNK).collect();
-        person_key::Entity::insert_many(chunk)
-            .exec_without_returning(txn)
-            .await?;
-    }
+    crate::db::insert_in_chunks(txn, new_keys, CHUNK).await?;
     let mut ciphers: HashMap<Uuid, Aes256Gcm> = HashMap::new();
     subjects
         .iter()

@@ -18,7 +18,7 @@ use super::people::{ContactInput, new_row};
 use super::suppression::Suppression;
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
-use crate::db::Db;
+use crate::db::{Db, insert_in_chunks};
 use crate::domain::{ComplianceCard, Contact, Source, SourceType};
 use crate::error::{DbResultExt, Error, Result, RowError};
 
@@ -268,18 +268,11 @@ pub async fn import_people(
         });
     }
     let imported = models.len() as u64;
-    let mut models = models.into_iter().peekable();
-    while models.peek().is_some() {
-        let chunk: Vec<_> = models.by_ref().take(ROWS_PER_INSERT).collect();
-        person::Entity::insert_many(chunk)
-            .exec_without_returning(&*txn)
-            .await
-            .on_unique(|| {
-                Error::Conflict(
-                    "a person with one of these emails was created meanwhile; retry".into(),
-                )
-            })?;
-    }
+    insert_in_chunks(&*txn, models, ROWS_PER_INSERT)
+        .await
+        .on_unique(|| {
+            Error::Conflict("a person with one of these emails was created meanwhile; retry".into())
+        })?;
     let event = audit::append(
         &txn,
         NewEvent::success(caller, Action::PeopleImported)

@@ -4,12 +4,12 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entity::{person, subscription_event};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::ActiveValue::Set;
 use uuid::Uuid;
 
 use crate::audit::{self, Action, NewEvent, Subject};
 use crate::auth::{Actor, Caller};
-use crate::db::Db;
+use crate::db::{Db, insert_in_chunks};
 use crate::domain::{AuthorizationType, SourceType};
 use crate::error::Result;
 
@@ -178,20 +178,8 @@ async fn seed_batch(
     }
 
     let txn = db.begin_write().await?;
-    let mut rows = people.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-        person::Entity::insert_many(chunk)
-            .exec_without_returning(&*txn)
-            .await?;
-    }
-    let mut events = opt_outs.into_iter().peekable();
-    while events.peek().is_some() {
-        let chunk: Vec<_> = events.by_ref().take(ROWS_PER_INSERT).collect();
-        subscription_event::Entity::insert_many(chunk)
-            .exec_without_returning(&*txn)
-            .await?;
-    }
+    insert_in_chunks(&*txn, people, ROWS_PER_INSERT).await?;
+    insert_in_chunks(&*txn, opt_outs, ROWS_PER_INSERT).await?;
     audit::append(
         &txn,
         NewEvent::success(caller, Action::PeopleImported)
