@@ -477,6 +477,75 @@ async fn a_chain_written_before_deferred_chaining_survives_the_migration() {
     assert_eq!(verify(&app).await["checkedEvents"], 5);
 }
 
+/// Two processes chaining at once on PostgreSQL: each run reads the pending
+/// events in the statement that waits for the chain head, so the run that
+/// gets the head second has read them before the first run chained them.
+/// It must see that and read again, not chain them twice or fail.
+#[tokio::test]
+async fn a_chaining_run_that_waited_for_another_reads_the_pending_events_again() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    three_events(&app).await;
+    let pending = insert_unchained_event(&app, "late-writer").await;
+
+    // Hold the head, as another process's chaining run would.
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let holder = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    let txn = holder.begin().await.unwrap();
+    txn.execute_unprepared("SELECT 1 FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let waiting = |n: i64| {
+        let app = &app;
+        async move {
+            for _ in 0..600 {
+                let waiters = app
+                    .sql_i64(
+                        "SELECT COUNT(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    )
+                    .await;
+                if waiters == n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("{n} chaining runs never waited for the head");
+        }
+    };
+    // Two processes' runs (two handles, two chaining turns) queue for it.
+    let first = tokio::spawn({
+        let db = app.db.clone();
+        async move { consentry::audit::chain_committed(&db).await }
+    });
+    waiting(1).await;
+    let other = consentry::db::Db::connect(&app.database_url).await.unwrap();
+    let second = tokio::spawn({
+        let db = other.clone();
+        async move { consentry::audit::chain_committed(&db).await }
+    });
+    waiting(2).await;
+    txn.commit().await.unwrap();
+
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+    let sequence = app
+        .sql_i64(&format!(
+            "SELECT sequence FROM audit_event WHERE id = CAST('{pending}' AS UUID)"
+        ))
+        .await;
+    assert_eq!(sequence, 4);
+    let v = verify(&app).await;
+    assert_eq!(
+        (v["valid"].clone(), v["checkedEvents"].clone()),
+        (json!(true), json!(4))
+    );
+    other.conn().clone().close().await.ok();
+    holder.close().await.ok();
+    app.cleanup().await;
+}
+
 async fn sixteen_concurrent_writers_leave_one_gap_free_chain(app: &TestApp) {
     let mut ids = Vec::new();
     for i in 0..16 {
