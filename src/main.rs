@@ -73,11 +73,6 @@ impl From<RoleArg> for Role {
     }
 }
 
-/// mimalloc instead of the system allocator: a GraphQL request allocates
-/// for every field it resolves (see BENCHMARKS.md for what it changed).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
