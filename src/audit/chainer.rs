@@ -105,32 +105,20 @@ async fn chain_batch(db: &Db) -> Result<u64, Error> {
     // order, each event's rows in canonical order.
     let mut chained: Vec<Chained> = Vec::with_capacity(events.len());
     {
-        let mut persons = if counts.values().any(|&n| n > 0) {
-            Some(
-                audit_event_person::Entity::find()
-                    .filter(audit_event_person::Column::EventId.is_in(ids.iter().copied()))
-                    .order_by_asc(audit_event_person::Column::EventId)
-                    .order_by_asc(audit_event_person::Column::PersonId)
-                    .stream(&*txn)
-                    .await?,
-            )
-        } else {
-            None
-        };
-        let mut next = match persons.as_mut() {
-            Some(p) => p.try_next().await?,
-            None => None,
-        };
+        let mut persons = audit_event_person::Entity::find()
+            .filter(audit_event_person::Column::EventId.is_in(ids.iter().copied()))
+            .order_by_asc(audit_event_person::Column::EventId)
+            .order_by_asc(audit_event_person::Column::PersonId)
+            .stream(&*txn)
+            .await?;
+        let mut next = persons.try_next().await?;
         for event in &events {
             sequence += 1;
             let count = counts.get(&event.id).copied().unwrap_or(0);
             let mut hasher = EventHasher::new(event, sequence, &previous, count as usize);
             while let Some(row) = next.as_ref().filter(|r| r.event_id == event.id) {
                 hasher.person(row);
-                next = match persons.as_mut() {
-                    Some(p) => p.try_next().await?,
-                    None => None,
-                };
+                next = persons.try_next().await?;
             }
             let hash = hasher.finish();
             let previous_hash = std::mem::replace(&mut previous, hash.clone());
