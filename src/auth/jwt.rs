@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::jwks::{JwksCache, JwksSource};
 use super::{Actor, Role};
+use crate::cache::TextCache;
 use crate::config::Secret;
 use crate::error::Error;
 
@@ -21,6 +22,8 @@ use crate::error::Error;
 const LEEWAY_SECS: u64 = 30;
 /// Longest token accepted; real ones are a few hundred bytes to a few KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Verified tokens kept (see [`Verified`]); when full, the cache starts over.
+const MAX_VERIFIED_TOKENS: usize = 1024;
 
 /// Where the keys that verify tokens come from.
 #[derive(Clone, Debug)]
@@ -200,8 +203,35 @@ impl VerifyingKey {
 }
 
 enum Keys {
-    Static(VerifyingKey),
-    Jwks(JwksCache),
+    Static(Arc<VerifyingKey>),
+    Jwks(Box<JwksCache>),
+}
+
+/// A token that passed verification, kept by its text: a client sends the
+/// same token with every request until it expires, and checking the
+/// signature and parsing the claims is most of the cost of a small query.
+/// A kept token is accepted only while its `exp`/`nbf` window holds and
+/// while the key that verified it is still current (a JWKS refresh can
+/// withdraw it); the issuer, audience and roles claim are fixed for the
+/// verifier's lifetime.
+struct Verified {
+    actor: Actor,
+    exp: u64,
+    nbf: Option<u64>,
+    /// The JWKS `kid` the key was chosen by (none for a static key).
+    kid: Option<String>,
+    key: Arc<VerifyingKey>,
+}
+
+impl Verified {
+    /// Whether the token's time window holds at `now` (seconds since the
+    /// epoch), with the same leeway as a full verification.
+    fn current_at(&self, now: u64) -> bool {
+        self.exp.saturating_add(LEEWAY_SECS) >= now
+            && self
+                .nbf
+                .is_none_or(|nbf| nbf <= now.saturating_add(LEEWAY_SECS))
+    }
 }
 
 /// Verifies bearer tokens into [`Actor`]s. Cheap to clone.
@@ -209,6 +239,7 @@ enum Keys {
 pub struct JwtVerifier {
     keys: Arc<Keys>,
     roles_claim: RolesClaim,
+    verified: Arc<TextCache<Arc<Verified>>>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -226,19 +257,24 @@ impl JwtVerifier {
     /// first use (or by [`JwtVerifier::load`]).
     pub fn new(settings: &JwtSettings) -> Self {
         let keys = match &settings.key {
-            JwtKey::Secret(secret) => Keys::Static(VerifyingKey::new(
+            JwtKey::Secret(secret) => Keys::Static(Arc::new(VerifyingKey::new(
                 DecodingKey::from_secret(secret.expose().as_bytes()),
                 Algorithm::HS256,
                 settings,
-            )),
-            JwtKey::PublicKey(pk) => {
-                Keys::Static(VerifyingKey::new(pk.key.clone(), pk.alg, settings))
+            ))),
+            JwtKey::PublicKey(pk) => Keys::Static(Arc::new(VerifyingKey::new(
+                pk.key.clone(),
+                pk.alg,
+                settings,
+            ))),
+            JwtKey::Jwks(source) => {
+                Keys::Jwks(Box::new(JwksCache::new(source.clone(), settings.clone())))
             }
-            JwtKey::Jwks(source) => Keys::Jwks(JwksCache::new(source.clone(), settings.clone())),
         };
         JwtVerifier {
             keys: Arc::new(keys),
             roles_claim: settings.roles_claim.clone(),
+            verified: Arc::new(TextCache::new(MAX_VERIFIED_TOKENS, MAX_TOKEN_BYTES)),
         }
     }
 
@@ -259,22 +295,52 @@ impl JwtVerifier {
                 "the bearer token is longer than {MAX_TOKEN_BYTES} bytes"
             )));
         }
+        if let Some(known) = self.verified.get(token) {
+            if self.still_good(&known).await {
+                return Ok(known.actor.clone());
+            }
+            // Expired, or its key withdrawn: a full verification says which.
+            self.verified.remove(token);
+        }
+        let (actor, verified) = self.verify_signed(token).await?;
+        if let Some(verified) = verified {
+            self.verified.insert(token, Arc::new(verified));
+        }
+        Ok(actor)
+    }
+
+    /// Whether a kept token is still good; see [`Verified`].
+    async fn still_good(&self, known: &Verified) -> bool {
+        if !known.current_at(jsonwebtoken::get_current_timestamp()) {
+            return false;
+        }
+        match (&*self.keys, &known.kid) {
+            (Keys::Static(_), None) => true,
+            (Keys::Jwks(cache), Some(kid)) => cache
+                .key(kid)
+                .await
+                .is_some_and(|current| Arc::ptr_eq(&current, &known.key)),
+            _ => false,
+        }
+    }
+
+    /// Checks the token's signature and claims: the actor, and what to keep
+    /// of it (nothing when `exp` or `nbf` is not a whole number of seconds).
+    async fn verify_signed(&self, token: &str) -> Result<(Actor, Option<Verified>), Error> {
         let header = decode_header(token)
             .map_err(|e| unauthenticated(format!("invalid bearer token: {e}")))?;
-        let jwks_key;
-        let key = match &*self.keys {
-            Keys::Static(key) => key,
+        let (kid, key) = match &*self.keys {
+            Keys::Static(key) => (None, key.clone()),
             Keys::Jwks(cache) => {
                 let kid = header
                     .kid
-                    .as_deref()
                     .ok_or_else(|| unauthenticated("the bearer token names no key (`kid`)"))?;
-                jwks_key = cache.key(kid).await.ok_or_else(|| {
+                let key = cache.key(&kid).await.ok_or_else(|| {
                     unauthenticated(format!(
                         "the bearer token's key `{kid}` is not in the identity provider's key set"
                     ))
                 })?;
-                &*jwks_key
+                (Some(kid), key)
             }
         };
         let claims = decode::<Value>(token, &key.key, &key.validation)
@@ -283,7 +349,20 @@ impl JwtVerifier {
                 unauthenticated(format!("invalid bearer token: {e}"))
             })?
             .claims;
-        self.actor(&claims)
+        let actor = self.actor(&claims)?;
+        let exp = claims.get("exp").and_then(Value::as_u64);
+        let nbf = match claims.get("nbf") {
+            None => Some(None),
+            Some(nbf) => nbf.as_u64().map(Some),
+        };
+        let verified = exp.zip(nbf).map(|(exp, nbf)| Verified {
+            actor: actor.clone(),
+            exp,
+            nbf,
+            kid,
+            key,
+        });
+        Ok((actor, verified))
     }
 
     fn actor(&self, claims: &Value) -> Result<Actor, Error> {
@@ -387,6 +466,35 @@ mod tests {
     fn an_empty_segment_is_not_a_roles_path() {
         assert!("realm_access..roles".parse::<RolesClaim>().is_err());
         assert!("".parse::<RolesClaim>().is_err());
+    }
+
+    fn verified(exp: u64, nbf: Option<u64>) -> Verified {
+        let settings = JwtSettings::hs256(Secret::new("a-secret-of-32-bytes-or-more-...."));
+        Verified {
+            actor: Actor::new("someone", [Role::Sales]),
+            exp,
+            nbf,
+            kid: None,
+            key: Arc::new(VerifyingKey::new(
+                DecodingKey::from_secret(b"k"),
+                Algorithm::HS256,
+                &settings,
+            )),
+        }
+    }
+
+    #[test]
+    fn a_kept_token_is_refused_once_its_exp_and_the_leeway_have_passed() {
+        let token = verified(1_000, None);
+        assert!(token.current_at(1_000 + LEEWAY_SECS));
+        assert!(!token.current_at(1_000 + LEEWAY_SECS + 1));
+    }
+
+    #[test]
+    fn a_kept_token_is_refused_before_its_nbf_less_the_leeway() {
+        let token = verified(10_000, Some(5_000));
+        assert!(!token.current_at(5_000 - LEEWAY_SECS - 1));
+        assert!(token.current_at(5_000 - LEEWAY_SECS));
     }
 
     #[test]

@@ -15,12 +15,13 @@
 //!    is read, and one that does not fit is `BAD_USER_INPUT` naming the
 //!    argument — the same on the first request as on every later one.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
 use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{Request, Response, ValidationMode};
+
+use crate::cache::TextCache;
 
 use super::errors::{ArgumentPositions, ErrorCodes, argument_positions, code_execution_errors};
 use super::{AppSchema, Limits, schema_builder};
@@ -38,7 +39,7 @@ pub struct Executor {
     /// The limits, then execution.
     runner: AppSchema,
     /// Documents that passed the checker, by their text.
-    checked: Mutex<HashMap<String, Arc<Checked>>>,
+    checked: TextCache<Arc<Checked>>,
 }
 
 /// A document that passed the checker.
@@ -64,7 +65,7 @@ impl Executor {
         Executor {
             checker,
             runner,
-            checked: Mutex::default(),
+            checked: TextCache::new(MAX_CACHED_DOCUMENTS, MAX_CACHED_QUERY_BYTES),
         }
     }
 
@@ -86,8 +87,7 @@ impl Executor {
 
     /// The request's document, checked; or the checker's errors.
     async fn checked(&self, request: &Request) -> Result<Arc<Checked>, Response> {
-        let cacheable = request.query.len() <= MAX_CACHED_QUERY_BYTES;
-        if cacheable && let Some(known) = self.known(&request.query) {
+        if let Some(known) = self.checked.get(&request.query) {
             return Ok(known);
         }
         let mut check = Request::new(request.query.clone());
@@ -107,17 +107,8 @@ impl Executor {
             arguments: argument_positions(&doc),
             doc,
         });
-        if cacheable && let Ok(mut known) = self.checked.lock() {
-            if known.len() >= MAX_CACHED_DOCUMENTS {
-                known.clear();
-            }
-            known.insert(request.query.clone(), checked.clone());
-        }
+        self.checked.insert(&request.query, checked.clone());
         Ok(checked)
-    }
-
-    fn known(&self, query: &str) -> Option<Arc<Checked>> {
-        self.checked.lock().ok()?.get(query).cloned()
     }
 
     /// The schema's SDL, as `schema.graphql` holds it.
