@@ -1,6 +1,7 @@
 //! Database connection: pool settings per backend, migrations, and write
 //! transactions that never meet SQLITE_BUSY.
 
+use std::ffi::c_int;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -106,6 +107,25 @@ fn decode<M: FromRow, R: Columns>(row: Result<R, sea_orm::sqlx::Error>) -> Resul
     row.and_then(|row| M::from_row(&row)).map_err(query_error)
 }
 
+/// Turns off SQLite's memory statistics, once per process and before the
+/// first connection opens (SQLite takes it only then). With them on, every
+/// allocation SQLite makes — one per column of every row sqlx reads — takes
+/// a process-wide mutex to count it; consentry reads no statistics.
+fn sqlite_without_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. Called once, from
+        // one thread; if SQLite was already initialised it refuses with
+        // SQLITE_MISUSE and changes nothing, so the statistics stay on.
+        let rc = unsafe {
+            libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0 as c_int)
+        };
+        if rc != libsqlite3_sys::SQLITE_OK {
+            tracing::debug!(code = rc, "SQLite keeps its memory statistics");
+        }
+    });
+}
+
 /// Turns on SQLite's query planner stability guarantee for a new
 /// connection. Without it, SQLite compiles a statement again on every run
 /// when a bound value could change its plan — and SeaORM binds every
@@ -113,7 +133,6 @@ fn decode<M: FromRow, R: Columns>(row: Result<R, sea_orm::sqlx::Error>) -> Resul
 async fn stable_query_plans(
     conn: &mut sea_orm::sqlx::SqliteConnection,
 ) -> Result<(), sea_orm::sqlx::Error> {
-    use std::ffi::c_int;
     let mut handle = conn.lock_handle().await?;
     let db = handle.as_raw_handle();
     // SAFETY: the locked handle gives this thread sole use of a live
@@ -144,6 +163,7 @@ impl Db {
         options.sqlx_logging(false);
         let is_sqlite = url.starts_with("sqlite:");
         if is_sqlite {
+            sqlite_without_memory_statistics();
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             options
                 .max_connections(if in_memory { 1 } else { 8 })
