@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, SecondsFormat, Utc};
 use entity::person;
 use futures_util::StreamExt;
-use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QueryTrait};
+use sea_orm::{EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use super::people::{filter_condition, to_person};
 use super::{authorize, email, subscriptions};
 use crate::audit::{self, Action, EventFilter, NewEvent};
 use crate::auth::{Caller, Permission};
-use crate::db::Db;
+use crate::db::{Columns, Db, FromRow};
 use crate::domain::{PeopleFilter, Person};
 use crate::error::{Error, Result};
 
@@ -59,27 +59,114 @@ fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// What the CSV shows of a person: its columns, and no more of the row, so
+/// the streamed export reads and decodes only these.
+#[derive(Debug)]
+struct CsvPerson {
+    id: Uuid,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    title: Option<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    website: Option<String>,
+    other: Option<String>,
+    salesforce_id: Option<String>,
+    facebook: Option<String>,
+    twitter: Option<String>,
+    linkedin: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// The `person` columns [`CsvPerson`] is read from, in its fields' order.
+const CSV_COLUMNS: [person::Column; 15] = {
+    use person::Column as C;
+    [
+        C::Id,
+        C::FirstName,
+        C::LastName,
+        C::Company,
+        C::Title,
+        C::Email,
+        C::Phone,
+        C::Website,
+        C::Other,
+        C::SalesforceId,
+        C::Facebook,
+        C::Twitter,
+        C::Linkedin,
+        C::CreatedAt,
+        C::UpdatedAt,
+    ]
+};
+
+impl FromRow for CsvPerson {
+    fn from_row(row: &impl Columns) -> std::result::Result<Self, sea_orm::sqlx::Error> {
+        Ok(CsvPerson {
+            id: row.get(0)?,
+            first_name: row.get(1)?,
+            last_name: row.get(2)?,
+            company: row.get(3)?,
+            title: row.get(4)?,
+            email: row.get(5)?,
+            phone: row.get(6)?,
+            website: row.get(7)?,
+            other: row.get(8)?,
+            salesforce_id: row.get(9)?,
+            facebook: row.get(10)?,
+            twitter: row.get(11)?,
+            linkedin: row.get(12)?,
+            created_at: row.get(13)?,
+            updated_at: row.get(14)?,
+        })
+    }
+}
+
+impl From<&Person> for CsvPerson {
+    fn from(p: &Person) -> Self {
+        let c = p.contact.clone();
+        CsvPerson {
+            id: p.id,
+            first_name: c.first_name,
+            last_name: c.last_name,
+            company: c.company,
+            title: c.title,
+            email: c.email.map(|e| e.as_str().to_owned()),
+            phone: c.phone,
+            website: c.website,
+            other: c.other,
+            salesforce_id: c.salesforce_id,
+            facebook: c.facebook,
+            twitter: c.twitter,
+            linkedin: c.linkedin,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
 /// One person's row, in [`HEADERS`] order; `exported_at` as formatted by
 /// [`timestamp`].
-fn row<'a>(p: &'a Person, exported_at: &'a str) -> [Cow<'a, str>; 16] {
-    let c = &p.contact;
+fn row<'a>(p: &'a CsvPerson, exported_at: &'a str) -> [Cow<'a, str>; 16] {
     let text = |v: &'a Option<String>| neutralise(v.as_deref().unwrap_or(""));
     [
-        text(&c.first_name),
-        text(&c.last_name),
-        text(&c.company),
-        text(&c.title),
-        neutralise(c.email.as_ref().map_or("", |e| e.as_str())),
-        text(&c.phone),
-        text(&c.website),
-        text(&c.other),
+        text(&p.first_name),
+        text(&p.last_name),
+        text(&p.company),
+        text(&p.title),
+        text(&p.email),
+        text(&p.phone),
+        text(&p.website),
+        text(&p.other),
         Cow::Owned(timestamp(p.updated_at)),
         Cow::Owned(timestamp(p.created_at)),
-        text(&c.salesforce_id),
+        text(&p.salesforce_id),
         Cow::Owned(p.id.to_string()),
-        text(&c.facebook),
-        text(&c.twitter),
-        text(&c.linkedin),
+        text(&p.facebook),
+        text(&p.twitter),
+        text(&p.linkedin),
         Cow::Borrowed(exported_at),
     ]
 }
@@ -87,7 +174,7 @@ fn row<'a>(p: &'a Person, exported_at: &'a str) -> [Cow<'a, str>; 16] {
 /// CSV bytes of the header row and then `people`' rows.
 fn csv_bytes<'a>(
     header: bool,
-    people: impl IntoIterator<Item = &'a Person>,
+    people: impl IntoIterator<Item = &'a CsvPerson>,
     exported_at: DateTime<Utc>,
 ) -> Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
@@ -108,7 +195,8 @@ fn csv_bytes<'a>(
 
 /// The CSV of one person: the header row and their row.
 pub fn person_csv(p: &Person, exported_at: DateTime<Utc>) -> Result<String> {
-    String::from_utf8(csv_bytes(true, [p], exported_at)?).map_err(|e| anyhow::Error::from(e).into())
+    String::from_utf8(csv_bytes(true, [&CsvPerson::from(p)], exported_at)?)
+        .map_err(|e| anyhow::Error::from(e).into())
 }
 
 /// One person's export.
@@ -209,17 +297,19 @@ async fn stream_rows(
         return Ok((0, false));
     }
     let stmt = person::Entity::find()
+        .select_only()
+        .columns(CSV_COLUMNS)
         .filter(filter_condition(filter))
         .order_by_asc(person::Column::Id)
         .build(db.backend());
-    let mut rows = db.stream::<person::Model>(&stmt);
+    let mut rows = db.stream::<CsvPerson>(&stmt);
     let mut sent = 0u64;
-    let mut batch: Vec<Person> = Vec::with_capacity(ROWS_PER_CHUNK);
+    let mut batch: Vec<CsvPerson> = Vec::with_capacity(ROWS_PER_CHUNK);
     loop {
         let row = rows.next().await;
         let done = row.is_none();
         if let Some(row) = row {
-            batch.push(to_person(row?)?);
+            batch.push(row?);
         }
         if batch.len() >= ROWS_PER_CHUNK || (done && !batch.is_empty()) {
             if tx

@@ -133,6 +133,38 @@ async fn bulk_export_takes_the_people_filter_as_query_parameters(app: &TestApp) 
     );
 }
 
+async fn a_person_s_row_in_the_bulk_export_is_their_own_export_s_row(app: &TestApp) {
+    let id = app
+        .create_person(json!({
+            "firstName": "Grace", "lastName": "Hopper", "company": "Navy", "title": "Rear Admiral",
+            "email": "grace@example.com", "phone": "+1 555 0100", "website": "https://example.com/grace",
+            "other": "=cmd", "salesforceId": "003000000000001", "facebook": "fb/grace",
+            "twitter": "@grace", "linkedin": "in/grace",
+        }))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = app.sales();
+    let (_, _, one) = app
+        .call("GET", &format!("/people/{id}/export.csv"), Some(&token))
+        .await;
+    let (status, _, all) = app.call("GET", "/people/export.csv", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{all}");
+    // Every cell but the last, the export's own time.
+    let cells = |csv: &str| -> Vec<String> {
+        let line = csv.split("\r\n").find(|l| l.contains(&id)).unwrap();
+        let cells: Vec<String> = line.split(',').map(str::to_owned).collect();
+        cells[..cells.len() - 1].to_vec()
+    };
+    let row = cells(&one);
+    assert_eq!(row.len(), 15, "{one}");
+    assert_eq!(row[0], "Grace");
+    assert_eq!(row[7], "'=cmd", "formula cells are neutralised");
+    assert_eq!(row[14], "in/grace");
+    assert_eq!(cells(&all), row);
+}
+
 /// Waits (bounded) until the newest event is a `PEOPLE_EXPORTED`.
 async fn export_event(app: &TestApp) -> Value {
     for _ in 0..200 {
@@ -265,6 +297,7 @@ backend_tests!(
     the_export_person_mutation_returns_the_same_csv,
     a_csv_export_needs_a_token_and_an_existing_person,
     bulk_export_takes_the_people_filter_as_query_parameters,
+    a_person_s_row_in_the_bulk_export_is_their_own_export_s_row,
     bulk_export_streams_100000_rows_and_waits_for_the_client,
     a_client_that_goes_away_stops_the_export,
     the_access_package_holds_everything_about_the_person_and_nobody_else,
