@@ -7,8 +7,8 @@ use chrono::NaiveDate;
 use entity::person;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Value,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
+    FromQueryResult, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Value,
 };
 use uuid::Uuid;
 
@@ -164,6 +164,59 @@ fn card_changes(before: &ComplianceCard, after: &ComplianceCard) -> Vec<FieldCha
     changes
 }
 
+/// Replaces the card of person `id` in `txn`; returns the card it had and
+/// the row as stored. On PostgreSQL one statement locks the row, reads its
+/// card and updates it (a card edit is otherwise a round trip longer than
+/// the plain UPDATE); SQLite's write transaction already excludes other
+/// writers, so there the row is read, then updated.
+async fn replace_card(
+    txn: &WriteTxn,
+    id: Uuid,
+    card: &ComplianceCard,
+) -> Result<(ComplianceCard, person::Model)> {
+    let columns = authorization_columns(card.authorization.as_ref())
+        .into_iter()
+        .chain(source_columns(card.source.as_ref()))
+        .chain([(person::Column::UpdatedAt, crate::time::now().into())]);
+    if txn.get_database_backend() != DatabaseBackend::Postgres {
+        let before = to_person(lock_person(&**txn, id).await?)?.card;
+        let mut row = person::ActiveModel {
+            id: sea_orm::ActiveValue::Unchanged(id),
+            ..Default::default()
+        };
+        for (col, value) in columns {
+            row.set(col, value);
+        }
+        return Ok((before, person::Entity::update(row).exec(&**txn).await?));
+    }
+    let (sets, mut values): (Vec<String>, Vec<Value>) = columns
+        .enumerate()
+        .map(|(i, (col, value))| (format!("{} = ${}", col.as_str(), i + 2), value))
+        .unzip();
+    values.insert(0, id.into());
+    let before: Vec<String> = CardRow::COLUMNS
+        .iter()
+        .map(|c| format!("before.{0} AS before_{0}", c.as_str()))
+        .collect();
+    let sql = format!(
+        "UPDATE person SET {} FROM (SELECT {} FROM person WHERE id = $1 FOR UPDATE) AS before \
+         WHERE person.id = before.id RETURNING person.*, {}",
+        sets.join(", "),
+        CardRow::COLUMNS.map(|c| c.as_str()).join(", "),
+        before.join(", ")
+    );
+    let row = txn
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?
+        .ok_or_else(|| Error::person_not_found(id))?;
+    let before = CardRow::from_query_result(&row, "before_")?.card()?;
+    Ok((before, person::Model::from_query_result(&row, "")?))
+}
+
 /// Replaces a person's whole compliance card (`COMPLIANCE_CARD_UPDATED`).
 #[tracing::instrument(skip(db, caller, input))]
 pub async fn update_compliance_card(
@@ -183,16 +236,8 @@ pub async fn update_compliance_card(
     let card = input.parse()?;
 
     let txn = db.begin_write().await?;
-    let before = to_person(lock_person(&*txn, person_id).await?)?;
-    let mut row = person::ActiveModel {
-        id: sea_orm::ActiveValue::Unchanged(person_id),
-        updated_at: Set(crate::time::now()),
-        ..Default::default()
-    };
-    set_authorization(&mut row, card.authorization.as_ref());
-    set_source(&mut row, card.source.as_ref());
-    let stored = person::Entity::update(row).exec(&*txn).await?;
-    let changes = card_changes(&before.card, &card);
+    let (before, stored) = replace_card(&txn, person_id, &card).await?;
+    let changes = card_changes(&before, &card);
     audit::append(
         &txn,
         NewEvent::success(caller, Action::ComplianceCardUpdated).subject(person_id, changes),
@@ -355,7 +400,7 @@ async fn bulk_update(
             }
         }
     }
-    let event = event.finish();
+    let event = event.finish().await?;
     txn.commit().await?;
     Ok(BulkResult {
         updated_count,

@@ -364,7 +364,60 @@ async fn bulk_update_handles_100000_people_in_one_call(app: &TestApp) {
     assert_eq!(v["verifyAuditTrail"]["valid"], true);
 }
 
+async fn concurrent_card_edits_of_one_person_each_record_the_card_they_replaced(app: &TestApp) {
+    const SOURCES: [&str; 4] = ["CRM_SYNC", "IMPORT", "MANUAL_UPLOAD", "CHROME_EXTENSION"];
+    let id = app.person_id("contended@example.com").await;
+    let mut writers = tokio::task::JoinSet::new();
+    for writer in 0..8 {
+        let (router, token, id) = (app.router.clone(), app.sales(), id.clone());
+        writers.spawn(async move {
+            for round in 0..4 {
+                let source = SOURCES[(writer + round) % SOURCES.len()];
+                let doc = format!("mutation {{ updateComplianceCard(personId: \"{id}\", input: {{sourceType: {source}}}) {{ id }} }}");
+                let body = crate::helpers::graphql(&router, &token, &doc).await;
+                assert!(body.get("errors").is_none(), "{body}");
+            }
+        });
+    }
+    while let Some(result) = writers.join_next().await {
+        result.unwrap();
+    }
+    let events = app
+        .ok(
+            &app.admin(),
+            "query($id: UUID!) { auditEvents(first: 100, filter: {personId: $id, action: COMPLIANCE_CARD_UPDATED}) { nodes { sequence changes { field before after } } } }",
+            json!({ "id": id }),
+        )
+        .await["auditEvents"]["nodes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(events.len(), 32);
+    // Oldest first: each change starts from the value the one before left.
+    let mut current = Value::Null;
+    let mut changed = 0;
+    for event in events.iter().rev() {
+        for change in event["changes"].as_array().unwrap() {
+            if change["field"] == "sourceType" {
+                assert_eq!(change["before"], current, "event {}", event["sequence"]);
+                current = change["after"].clone();
+                changed += 1;
+            }
+        }
+    }
+    assert!(changed > 1, "the edits changed the card");
+    let card = app
+        .ok(
+            &app.sales(),
+            "query($id: UUID!) { person(id: $id) { complianceCard { sourceType } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(card["person"]["complianceCard"]["sourceType"], current);
+}
+
 backend_tests!(
+    concurrent_card_edits_of_one_person_each_record_the_card_they_replaced,
     consent_without_a_date_is_refused,
     consent_without_a_purpose_is_refused,
     consent_dated_in_the_future_is_refused,
