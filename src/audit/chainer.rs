@@ -15,7 +15,7 @@
 //! process got there first.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use entity::{audit_chain_head, audit_event, audit_event_person};
 use futures_util::TryStreamExt;
@@ -33,6 +33,9 @@ use crate::error::Error;
 
 /// Events chained per transaction.
 const BATCH: u64 = 1_000;
+/// Growth of the chain, at least, before this process has the statistics
+/// of `audit_event` refreshed (see [`refresh_statistics`]).
+const ANALYZE_AFTER_EVENTS: i64 = 1_000;
 
 /// This process's chaining turn.
 #[derive(Debug, Default)]
@@ -42,6 +45,9 @@ pub struct ChainTurn {
     begun: AtomicU64,
     /// The number of the last run that finished without error.
     finished: Mutex<u64>,
+    /// The chain's length when this process last had the planner's
+    /// statistics of `audit_event` refreshed (0: not known yet).
+    analyzed_at: AtomicI64,
 }
 
 /// Chains every event committed so far (by this process or another) that is
@@ -61,28 +67,73 @@ pub async fn chain_committed(db: &Db) -> Result<(), Error> {
         return Ok(());
     }
     let run = turn.begun.fetch_add(1, Ordering::SeqCst) + 1;
-    let db = db.clone();
+    let chaining = db.clone();
     let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
+    let length = tokio::task::spawn_blocking(move || {
         runtime.block_on(async {
-            while chain_batch(&db).await? == BATCH {}
-            Ok::<(), Error>(())
+            loop {
+                let (chained, length) = chain_batch(&chaining).await?;
+                if chained < BATCH {
+                    return Ok::<i64, Error>(length);
+                }
+            }
         })
     })
     .await
     .map_err(|e| anyhow::anyhow!("the chaining thread failed: {e}"))??;
     *finished = run;
+    drop(finished);
+    refresh_statistics(db, length);
     Ok(())
 }
 
+/// Has PostgreSQL's statistics of `audit_event` refreshed, in the
+/// background, each time the chain has doubled (and grown by at least
+/// [`ANALYZE_AFTER_EVENTS`]) since this process last did.
+///
+/// The chaining statements are prepared once per connection and PostgreSQL
+/// keeps a generic plan for them, planned for the table as it was. On a new
+/// database the table holds a handful of events, so that plan scans it
+/// whole; under load it grows by thousands of events a second, and every
+/// chaining run — which every writer waits for — scans all of them until
+/// autovacuum analyses the table (up to a minute later). Analysing makes
+/// PostgreSQL plan the statements again, on the index. Measured with B3's
+/// load on a freshly seeded database: 4,834 whole-table scans of
+/// `audit_event` in 10 seconds, reading 49 million rows.
+fn refresh_statistics(db: &Db, length: i64) {
+    if db.backend() != DatabaseBackend::Postgres {
+        return;
+    }
+    let analyzed_at = &db.chain_turn().analyzed_at;
+    let last = analyzed_at.load(Ordering::SeqCst);
+    if last == 0 {
+        analyzed_at.store(length.max(1), Ordering::SeqCst);
+        return;
+    }
+    if length < last.saturating_mul(2).max(last + ANALYZE_AFTER_EVENTS)
+        || analyzed_at
+            .compare_exchange(last, length, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    let db = db.clone();
+    tokio::spawn(async move {
+        let analyzed = db.conn().execute_unprepared("ANALYZE audit_event").await;
+        if let Err(e) = analyzed {
+            tracing::warn!(error = %e, "cannot refresh the statistics of audit_event");
+        }
+    });
+}
+
 /// Chains up to [`BATCH`] unchained events in one transaction; returns how
-/// many.
+/// many, and the chain's length after.
 ///
 /// Writers wait for this step and it runs one at a time, so on PostgreSQL
 /// it takes few round trips: the head, the events and their person counts
 /// in one statement, the person rows in a second, and the events and the
 /// head moved in a third.
-async fn chain_batch(db: &Db) -> Result<u64, Error> {
+async fn chain_batch(db: &Db) -> Result<(u64, i64), Error> {
     let txn = db.begin_write().await?;
     let postgres = txn.get_database_backend() == DatabaseBackend::Postgres;
     let batch = if postgres {
@@ -97,7 +148,7 @@ async fn chain_batch(db: &Db) -> Result<u64, Error> {
         counts,
     } = batch;
     if events.is_empty() {
-        return Ok(0);
+        return Ok((0, sequence));
     }
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
 
@@ -140,7 +191,7 @@ async fn chain_batch(db: &Db) -> Result<u64, Error> {
             .await?;
     }
     txn.commit_unchained().await?;
-    Ok(events.len() as u64)
+    Ok((events.len() as u64, sequence))
 }
 
 /// The chain head and the next unchained events, in id order, with how
