@@ -477,6 +477,70 @@ async fn a_chain_written_before_deferred_chaining_survives_the_migration() {
     assert_eq!(verify(&app).await["checkedEvents"], 5);
 }
 
+/// One chaining run over a card edit, a bulk update naming 100 people and
+/// another card edit (PostgreSQL, where the run reads the events, their
+/// person counts and their person rows in separate steps) hashes each
+/// event with its own rows.
+#[tokio::test]
+async fn a_chaining_run_hashes_a_large_and_a_small_event_together() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let mut people = Vec::new();
+    for i in 0..100 {
+        people.push(app.person_id(&format!("mixed{i}@example.com")).await);
+    }
+    // Hold the head, so the writers' events wait for one run together.
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let holder = sea_orm::Database::connect(&app.database_url).await.unwrap();
+    let txn = holder.begin().await.unwrap();
+    txn.execute_unprepared("SELECT 1 FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+        .await
+        .unwrap();
+    let token = app.sales();
+    let ids: Vec<String> = people.iter().map(|id| format!("\"{id}\"")).collect();
+    let documents = [
+        format!(
+            "mutation {{ updateComplianceCard(personId: \"{}\", input: {{sourceType: IMPORT}}) {{ id }} }}",
+            people[0]
+        ),
+        format!(
+            "mutation {{ bulkUpdateSource(selection: {{ids: [{}]}}, input: {{sourceType: CRM_SYNC}}) {{ updatedCount }} }}",
+            ids.join(", ")
+        ),
+        format!(
+            "mutation {{ updateComplianceCard(personId: \"{}\", input: {{sourceType: MANUAL_UPLOAD}}) {{ id }} }}",
+            people[1]
+        ),
+    ];
+    let mut writers = Vec::new();
+    for doc in documents {
+        let (router, token) = (app.router.clone(), token.clone());
+        writers.push(tokio::spawn(async move {
+            crate::helpers::graphql(&router, &token, &doc).await
+        }));
+        // Committed before the next is sent, so the events keep this order.
+        for _ in 0..600 {
+            let pending = app
+                .sql_i64("SELECT COUNT(*) FROM audit_event WHERE sequence IS NULL")
+                .await;
+            if pending == writers.len() as i64 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    txn.commit().await.unwrap();
+    for writer in writers {
+        let body = writer.await.unwrap();
+        assert!(body.get("errors").is_none(), "{body}");
+    }
+    let v = verify(&app).await;
+    assert_eq!(v["valid"], true, "{v}");
+    holder.close().await.ok();
+    app.cleanup().await;
+}
+
 /// Two processes chaining at once on PostgreSQL: each run reads the pending
 /// events in the statement that waits for the chain head, so the run that
 /// gets the head second has read them before the first run chained them.
