@@ -3,12 +3,14 @@
 
 mod audit;
 mod compliance;
+mod connection;
 mod crm;
 mod documents;
 mod email;
 mod erasure;
 mod errors;
 mod export;
+mod inline;
 mod people;
 mod scalars;
 mod subscriptions;

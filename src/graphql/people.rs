@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::compliance::ComplianceCardInput;
+use super::inline::Inline;
 use super::types::{
     AuthorizationType, PersonConnection, PersonObject, SourceType, person_connection, person_cursor,
 };
@@ -101,9 +102,11 @@ pub struct PeopleQuery;
 #[Object]
 impl PeopleQuery {
     /// One person, or null when there is none with this id.
-    async fn person(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<PersonObject>> {
+    async fn person(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Inline<PersonObject>>> {
         let (db, caller) = request(ctx)?;
-        Ok(people::get_person(db, caller, id).await?.map(PersonObject))
+        Ok(people::get_person(db, caller, id)
+            .await?
+            .map(|p| Inline(PersonObject(p))))
     }
 
     /// People matching `filter`, in creation order. `first` defaults to 50

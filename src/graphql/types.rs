@@ -1,13 +1,14 @@
 //! GraphQL output types and enums. They wrap domain values, so storage
 //! rows and internal columns never reach the API.
 
-use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Enum, Json, Object, Result, SimpleObject};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::connection::{Connection, Node};
+use super::inline::Inline;
 use super::request;
 use super::scalars::Date;
 use crate::audit::{self, EventFilter};
@@ -143,9 +144,9 @@ impl EventTotal {
 }
 
 /// A page of people.
-pub type PersonConnection = Connection<String, PersonObject, PeopleTotal>;
+pub type PersonConnection = Connection<PersonObject, PeopleTotal>;
 /// A page of audit events.
-pub type AuditEventConnection = Connection<String, AuditEventObject, EventTotal>;
+pub type AuditEventConnection = Connection<AuditEventObject, EventTotal>;
 
 /// Builds the `people` connection from a service page.
 pub fn person_connection(
@@ -153,14 +154,13 @@ pub fn person_connection(
     filter: domain::PeopleFilter,
     after: bool,
 ) -> PersonConnection {
-    let mut c = Connection::with_additional_fields(after, page.has_next, PeopleTotal(filter));
-    c.edges.extend(page.items.into_iter().map(|p| {
-        Edge::new(
+    let edges = page.items.into_iter().map(|p| {
+        (
             encode_cursor(PERSON_CURSOR, &p.id.to_string()),
             PersonObject(p),
         )
-    }));
-    c
+    });
+    Connection::new(edges, after, page.has_next, PeopleTotal(filter))
 }
 
 /// Builds an audit-event connection from a service page.
@@ -169,18 +169,22 @@ pub fn event_connection(
     filter: EventFilter,
     after: bool,
 ) -> AuditEventConnection {
-    let mut c = Connection::with_additional_fields(after, page.has_next, EventTotal(filter));
-    c.edges.extend(page.items.into_iter().map(|e| {
-        Edge::new(
+    let edges = page.items.into_iter().map(|e| {
+        (
             encode_cursor(EVENT_CURSOR, &e.sequence.to_string()),
             AuditEventObject(e),
         )
-    }));
-    c
+    });
+    Connection::new(edges, after, page.has_next, EventTotal(filter))
 }
 
 /// A contact.
 pub struct PersonObject(pub Person);
+
+impl Node for PersonObject {
+    const CONNECTION: &'static str = "PersonConnection";
+    const EDGE: &'static str = "PersonEdge";
+}
 
 /// A person's compliance card.
 pub struct ComplianceCardObject(domain::ComplianceCard);
@@ -263,8 +267,8 @@ impl PersonObject {
         self.0.updated_at
     }
     /// The legal basis and data source.
-    async fn compliance_card(&self) -> ComplianceCardObject {
-        ComplianceCardObject(self.0.card.clone())
+    async fn compliance_card(&self) -> Inline<ComplianceCardObject> {
+        Inline(ComplianceCardObject(self.0.card.clone()))
     }
     /// Same as `complianceCard.authorizationType`.
     async fn authorization_type(&self) -> Option<AuthorizationType> {
@@ -417,6 +421,11 @@ pub struct FieldChange {
 
 /// One accountability audit event.
 pub struct AuditEventObject(pub audit::AuditEvent);
+
+impl Node for AuditEventObject {
+    const CONNECTION: &'static str = "AuditEventConnection";
+    const EDGE: &'static str = "AuditEventEdge";
+}
 
 #[Object(name = "AuditEvent")]
 impl AuditEventObject {

@@ -237,8 +237,65 @@ async fn a_page_of_50_people_with_cards_costs_two_statements(app: &TestApp) {
     assert!(statements > 0, "the counter counts");
 }
 
+async fn fragments_aliases_and_repeated_fields_of_a_person_resolve_into_one_object(app: &TestApp) {
+    let p = app
+        .create_person(json!({ "email": "f@example.com", "company": "Acme", "complianceCard": {
+            "authorizationType": "CONSENT", "consentDate": "2026-01-02", "processingPurpose": "news",
+            "sourceType": "IMPORT" } }))
+        .await;
+    let query = "{ people(first: 1) { edges { node {
+        ...Contact
+        ... on Person { card: complianceCard { sourceType } }
+        ... { company }
+        complianceCard { authorizationType }
+        complianceCard { consentDate }
+        kind: __typename
+      } } } }
+      fragment Contact on Person { id email complianceCard { processingPurpose } }";
+    let data = app.ok(&app.sales(), query, json!({})).await;
+    assert_eq!(
+        data["people"]["edges"][0]["node"],
+        json!({
+            "id": p["id"],
+            "email": "f@example.com",
+            "complianceCard": {
+                "processingPurpose": "news",
+                "authorizationType": "CONSENT",
+                "consentDate": "2026-01-02"
+            },
+            "card": { "sourceType": "IMPORT" },
+            "company": "Acme",
+            "kind": "Person"
+        })
+    );
+}
+
+async fn a_field_error_on_people_in_a_page_names_each_person_s_path(app: &TestApp) {
+    app.person_id("e1@example.com").await;
+    app.person_id("e2@example.com").await;
+    let body = app
+        .gql(
+            &app.sales(),
+            "{ people(first: 2) { nodes { id auditTrail { totalCount } } } }",
+            json!({}),
+        )
+        .await;
+    let errors = body["errors"].as_array().unwrap();
+    let paths: Vec<&Value> = errors.iter().map(|e| &e["path"]).collect();
+    assert_eq!(
+        paths,
+        vec![
+            &json!(["people", "nodes", 0, "auditTrail"]),
+            &json!(["people", "nodes", 1, "auditTrail"])
+        ]
+    );
+    assert!(errors.iter().all(|e| code(e) == "FORBIDDEN"), "{body}");
+}
+
 backend_tests!(
     a_page_of_50_people_with_cards_costs_two_statements,
+    fragments_aliases_and_repeated_fields_of_a_person_resolve_into_one_object,
+    a_field_error_on_people_in_a_page_names_each_person_s_path,
     create_person_stores_the_email_trimmed,
     create_person_with_a_card_records_it,
     duplicate_email_differing_in_case_is_a_conflict_and_writes_nothing,
