@@ -136,6 +136,7 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
         suppression: Suppression::new(unsubscribe_secret),
         salesforce,
     };
+    let chaining = db.clone();
     let state = AppState::new(db, &settings);
     let keys = state.verifier.load().await?;
     tracing::info!(keys, "bearer-token keys loaded");
@@ -161,6 +162,12 @@ pub async fn serve(config: &Config, demo: bool) -> anyhow::Result<()> {
                 Ok(result) => result?,
                 Err(_) => tracing::warn!(?grace, "requests still running after the grace period; exiting"),
             }
+        }
+    }
+    if cfg!(not(feature = "bench-unchained-audit")) {
+        // The last requests' events, so none waits for the next start.
+        if let Err(e) = crate::audit::chain_pending(&chaining).await {
+            tracing::error!(error = %e, "committed audit events could not be chained before stopping");
         }
     }
     tracing::info!("stopped");
@@ -237,6 +244,7 @@ pub async fn sync_crm(config: &Config) -> anyhow::Result<bool> {
     let r = crm::sync_crm(&db, &caller, sf.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chain_before_exit(&db).await?;
     println!(
         "{}",
         serde_json::json!({
@@ -247,6 +255,14 @@ pub async fn sync_crm(config: &Config) -> anyhow::Result<bool> {
     Ok(r.errors == 0)
 }
 
+/// Chains the events a command wrote (they are chained in the background,
+/// which ends with the process).
+async fn chain_before_exit(db: &Db) -> anyhow::Result<()> {
+    crate::audit::chain_pending(db)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot chain the audit events written: {e:?}"))
+}
+
 /// `consentry seed --people N`.
 pub async fn seed(config: &Config, people: u64) -> anyhow::Result<()> {
     let db = connect(config).await?;
@@ -254,6 +270,7 @@ pub async fn seed(config: &Config, people: u64) -> anyhow::Result<()> {
     let n = service::seed::seed(&db, people)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    chain_before_exit(&db).await?;
     println!(
         "seeded {n} people in {:.1}s",
         started.elapsed().as_secs_f64()

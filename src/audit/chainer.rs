@@ -1,12 +1,19 @@
 //! Chaining committed events.
 //!
 //! A mutation writes its event unchained, in its own transaction, and after
-//! commit waits here until that event is chained: one chaining transaction
-//! locks the chain head, takes every committed unchained event in id
-//! (creation) order, gives each the next sequence, its previous hash and its
-//! hash, and moves the head. So the many writers commit in parallel (their
-//! WAL flushes shared) and only the short chaining step is serialised, for a
-//! whole batch of events at once.
+//! commit has it chained in the background ([`chain_soon`]): one chaining
+//! transaction locks the chain head, takes every committed unchained event
+//! in id (creation) order, gives each the next sequence, its previous hash
+//! and its hash, and moves the head. So the many writers commit in parallel
+//! (their WAL flushes shared) and only the short chaining step is
+//! serialised, for a whole batch of events at once, without a writer
+//! waiting for it.
+//!
+//! The trail is read only as chained, and every read first chains whatever
+//! is committed and not chained yet ([`chain_pending`]), in this process or
+//! any other: a caller sees every event committed before its read, as if
+//! each writer had waited. The unchained events are found through a partial
+//! index, so a read with nothing pending pays one indexed lookup.
 //!
 //! In this process, one chaining run goes at a time and a writer whose
 //! event was committed before a run began needs no run of its own. Across
@@ -15,7 +22,7 @@
 //! process got there first.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use entity::{audit_chain_head, audit_event, audit_event_person};
 use futures_util::TryStreamExt;
@@ -24,7 +31,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Statement,
 };
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
 
 use super::chain::EventHasher;
@@ -48,6 +55,68 @@ pub struct ChainTurn {
     /// The chain's length when this process last had the planner's
     /// statistics of `audit_event` refreshed (0: not known yet).
     analyzed_at: AtomicI64,
+    /// Whether a background run is scheduled and has not begun.
+    scheduled: AtomicBool,
+    /// Background runs scheduled or running.
+    in_flight: AtomicUsize,
+    /// Notified when the last background run in flight ends.
+    idle: Notify,
+}
+
+/// Has the events committed so far chained in the background, by one run
+/// for every commit made before it began. A failed run is logged; its
+/// events stay committed and the next run (another commit, a read of the
+/// trail, server start or stop) chains them.
+pub fn chain_soon(db: &Db) {
+    let turn = db.chain_turn();
+    if turn.scheduled.swap(true, Ordering::SeqCst) {
+        // The scheduled run has not begun, so it covers this commit too.
+        return;
+    }
+    turn.in_flight.fetch_add(1, Ordering::SeqCst);
+    let db = db.clone();
+    tokio::spawn(async move {
+        let turn = db.chain_turn();
+        turn.scheduled.store(false, Ordering::SeqCst);
+        if let Err(e) = chain_committed(&db).await {
+            tracing::error!(error = %e, "committed audit events could not be chained yet");
+        }
+        if turn.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            turn.idle.notify_waiters();
+        }
+    });
+}
+
+/// Returns once no background run ([`chain_soon`]) is scheduled or
+/// running in this process: every event this process committed before the
+/// call is chained, or its run failed.
+pub async fn background_chaining_done(db: &Db) {
+    let turn = db.chain_turn();
+    loop {
+        let notified = turn.idle.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if turn.in_flight.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Chains every committed event not chained yet, when there is one; for a
+/// read of the trail, which then sees every event committed before it.
+pub async fn chain_pending(db: &Db) -> Result<(), Error> {
+    let pending = audit_event::Entity::find()
+        .select_only()
+        .column(audit_event::Column::Id)
+        .filter(audit_event::Column::Sequence.is_null())
+        .into_tuple::<Uuid>()
+        .one(db.conn())
+        .await?;
+    match pending {
+        Some(_) => chain_committed(db).await,
+        None => Ok(()),
+    }
 }
 
 /// Chains every event committed so far (by this process or another) that is

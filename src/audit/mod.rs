@@ -19,14 +19,43 @@ use crate::domain::stored_enum;
 use crate::error::Error;
 
 pub use chain::{ENCODING_VERSION, GENESIS_HASH};
-pub use chainer::{ChainTurn, chain_committed};
-pub use reader::{EventFilter, Verification, count, event, list};
+pub use chainer::{
+    ChainTurn, background_chaining_done, chain_committed, chain_pending, chain_soon,
+};
+pub use reader::{EventFilter, Verification};
 pub use writer::{EventWriter, Unchained, append, chained};
+
+// Every read of the trail first chains what is committed and not chained
+// yet (see `chainer`), so it sees every event committed before it.
+
+/// Events matching `filter`, newest first, older than `before_sequence`
+/// when given; and whether there are more.
+pub async fn list(
+    db: &Db,
+    filter: &EventFilter,
+    first: u64,
+    before_sequence: Option<i64>,
+) -> Result<(Vec<AuditEvent>, bool), Error> {
+    chain_pending(db).await?;
+    reader::list(db.conn(), filter, first, before_sequence).await
+}
+
+/// One event by id.
+pub async fn event(db: &Db, id: Uuid) -> Result<Option<AuditEvent>, Error> {
+    chain_pending(db).await?;
+    reader::event(db.conn(), id).await
+}
+
+/// How many events match `filter`.
+pub async fn count(db: &Db, filter: &EventFilter) -> Result<u64, Error> {
+    chain_pending(db).await?;
+    reader::count(db.conn(), filter).await
+}
 
 /// Chains every committed event not chained yet, then recomputes the whole
 /// chain and names the first event that does not verify.
 pub async fn verify(db: &Db) -> Result<Verification, Error> {
-    chain_committed(db).await?;
+    chain_pending(db).await?;
     reader::verify_chained(db.conn()).await
 }
 

@@ -71,7 +71,7 @@ impl EventFilter {
 
 /// Up to `first` events matching `filter`, newest first, older than
 /// `before_sequence` when given; and whether more follow.
-pub async fn list<C: ConnectionTrait>(
+pub(super) async fn list<C: ConnectionTrait>(
     conn: &C,
     filter: &EventFilter,
     first: u64,
@@ -92,7 +92,10 @@ pub async fn list<C: ConnectionTrait>(
 }
 
 /// The chained event `id`, if there is one.
-pub async fn event<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<Option<AuditEvent>, Error> {
+pub(super) async fn event<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+) -> Result<Option<AuditEvent>, Error> {
     let rows = audit_event::Entity::find_by_id(id)
         .filter(audit_event::Column::Sequence.is_not_null())
         .all(conn)
@@ -126,7 +129,10 @@ async fn hydrate<C: ConnectionTrait>(
 }
 
 /// How many events match `filter`.
-pub async fn count<C: ConnectionTrait>(conn: &C, filter: &EventFilter) -> Result<u64, Error> {
+pub(super) async fn count<C: ConnectionTrait>(
+    conn: &C,
+    filter: &EventFilter,
+) -> Result<u64, Error> {
     Ok(filter.select().count(conn).await?)
 }
 

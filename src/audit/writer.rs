@@ -196,6 +196,7 @@ impl Unchained {
 
 /// The event `appended` as chained, once its transaction has committed.
 pub async fn chained(db: &Db, appended: Unchained) -> Result<AuditEvent, Error> {
+    super::chain_pending(db).await?;
     let mut event = appended.0;
     let row = audit_event::Entity::find_by_id(event.id)
         .select_only()

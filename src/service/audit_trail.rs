@@ -16,7 +16,7 @@ pub async fn list_events(
     before: Option<i64>,
 ) -> Result<Page<AuditEvent>> {
     require(caller, Permission::ReadAudit)?;
-    let (items, has_next) = audit::list(db.conn(), filter, first, before).await?;
+    let (items, has_next) = audit::list(db, filter, first, before).await?;
     Ok(Page { items, has_next })
 }
 
@@ -24,7 +24,7 @@ pub async fn list_events(
 #[tracing::instrument(skip(db, caller))]
 pub async fn count_events(db: &Db, caller: &Caller, filter: &EventFilter) -> Result<u64> {
     require(caller, Permission::ReadAudit)?;
-    audit::count(db.conn(), filter).await
+    audit::count(db, filter).await
 }
 
 /// Recomputes the hash chain.

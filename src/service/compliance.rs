@@ -266,7 +266,7 @@ pub struct BulkResult {
 /// The audit event of a bulk update the caller has just made. No audit-read
 /// permission is needed: it describes the caller's own change.
 pub async fn bulk_event(db: &Db, result: &BulkResult) -> Result<AuditEvent> {
-    audit::event(db.conn(), result.event_id)
+    audit::event(db, result.event_id)
         .await?
         .ok_or_else(|| anyhow::anyhow!("audit event {} is not chained yet", result.event_id).into())
 }

@@ -357,7 +357,7 @@ pub async fn export_person_data(db: &Db, caller: &Caller, person_id: Uuid) -> Re
     let mut events = Vec::new();
     let mut before = None;
     loop {
-        let (page, more) = audit::list(db.conn(), &filter, 500, before).await?;
+        let (page, more) = audit::list(db, &filter, 500, before).await?;
         before = page.last().map(|e| e.sequence);
         for e in page {
             let changes: Vec<Value> = e

@@ -380,11 +380,29 @@ async fn actors_newest_first(app: &TestApp) -> Vec<(i64, String)> {
         .collect()
 }
 
-async fn an_event_left_unchained_is_chained_by_the_next_write(app: &TestApp) {
+async fn an_audited_write_is_chained_in_the_background_without_a_read(app: &TestApp) {
+    app.person_id("background@example.com").await;
+    consentry::audit::background_chaining_done(&app.db).await;
+    use sea_orm::ConnectionTrait;
+    let conn = app.db.conn();
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT COUNT(*), MAX(sequence) FROM audit_event WHERE sequence IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<i64>(0).unwrap(), 1);
+    assert_eq!(row.try_get_by_index::<i64>(1).unwrap(), 1);
+}
+
+async fn an_event_left_unchained_is_chained_before_the_trail_is_read(app: &TestApp) {
     three_events(app).await;
     insert_unchained_event(app, "crashed-writer").await;
-    // Not listed until it has its place in the chain.
-    assert_eq!(actors_newest_first(app).await.len(), 3);
+    let listed = actors_newest_first(app).await;
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert_eq!(listed[0], (4, "crashed-writer".to_owned()));
 
     app.person_id("next@example.com").await;
     let listed = actors_newest_first(app).await;
@@ -490,7 +508,8 @@ async fn a_chaining_run_hashes_a_large_and_a_small_event_together() {
     for i in 0..100 {
         people.push(app.person_id(&format!("mixed{i}@example.com")).await);
     }
-    // Hold the head, so the writers' events wait for one run together.
+    // Hold the head, so the writers' events wait for the chaining runs,
+    // which then take the bulk update's event with a card edit's.
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let holder = sea_orm::Database::connect(&app.database_url).await.unwrap();
     let txn = holder.begin().await.unwrap();
@@ -521,9 +540,17 @@ async fn a_chaining_run_hashes_a_large_and_a_small_event_together() {
         }));
         // Committed before the next is sent, so the events keep this order.
         for _ in 0..600 {
-            let pending = app
-                .sql_i64("SELECT COUNT(*) FROM audit_event WHERE sequence IS NULL")
-                .await;
+            // On the holder's connection: the test app's own waits for chaining.
+            let pending: i64 = txn
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DatabaseBackend::Postgres,
+                    "SELECT COUNT(*) FROM audit_event WHERE sequence IS NULL",
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get_by_index(0)
+                .unwrap();
             if pending == writers.len() as i64 {
                 break;
             }
@@ -750,7 +777,8 @@ backend_tests!(
     a_deleted_event_is_detected,
     verify_audit_command_exits_1_on_a_tampered_chain,
     the_database_refuses_to_change_or_delete_audit_rows,
-    an_event_left_unchained_is_chained_by_the_next_write,
+    an_audited_write_is_chained_in_the_background_without_a_read,
+    an_event_left_unchained_is_chained_before_the_trail_is_read,
     verification_chains_events_left_unchained_first,
     the_database_lets_an_unchained_event_be_chained_once_and_nothing_else,
     sixteen_concurrent_writers_leave_one_gap_free_chain,

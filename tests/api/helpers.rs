@@ -306,8 +306,9 @@ impl TestApp {
         data["auditEvents"]["nodes"][0].clone()
     }
 
-    /// Runs raw SQL on the test database.
+    /// Runs raw SQL on the test database, once background chaining is done.
     pub async fn sql(&self, sql: &str) -> Result<u64, sea_orm::DbErr> {
+        self.settle().await;
         let conn = self.db.conn();
         conn.execute_raw(Statement::from_string(
             conn.get_database_backend(),
@@ -320,6 +321,7 @@ impl TestApp {
     /// The first column of the first row of a query returning integers
     /// (e.g. a `COUNT(*)`), as `i64`.
     pub async fn sql_i64(&self, sql: &str) -> i64 {
+        self.settle().await;
         let conn = self.db.conn();
         let row = conn
             .query_one_raw(Statement::from_string(
@@ -330,6 +332,13 @@ impl TestApp {
             .expect("query")
             .expect("a row");
         row.try_get_by_index::<i64>(0).expect("an integer")
+    }
+
+    /// Waits for the audit chaining the requests so far left running in the
+    /// background, so direct SQL and statement counts see the database as
+    /// those requests left it.
+    pub async fn settle(&self) {
+        consentry::audit::background_chaining_done(&self.db).await;
     }
 
     /// Whether this is the PostgreSQL run.

@@ -305,6 +305,7 @@ async fn metrics_count_the_sql_statements_a_request_runs(app: &TestApp) {
             .and_then(|n| n.parse::<u64>().ok())
             .unwrap_or_else(|| panic!("no statement counter in {body}"))
     };
+    app.settle().await;
     let before = statements().await;
     app.ok(
         &app.sales(),

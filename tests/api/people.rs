@@ -225,6 +225,7 @@ async fn created_after_is_inclusive_and_created_before_exclusive(app: &TestApp) 
 async fn a_page_of_50_people_with_cards_costs_two_statements(app: &TestApp) {
     consentry::service::seed::seed(&app.db, 120).await.unwrap();
     let query = "{ people(first: 50) { totalCount nodes { id email complianceCard { authorizationType consentDate sourceType sourceOther } unsubscribed unsubscribedAt subscriptionStatus } pageInfo { hasNextPage } } }";
+    app.settle().await;
     let before = app.db.statement_count();
     let data = app.ok(&app.sales(), query, json!({})).await;
     let statements = app.db.statement_count() - before;
