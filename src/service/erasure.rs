@@ -4,7 +4,7 @@
 //! joins the suppression list. The trail keeps the fact and the actor.
 
 use entity::{crm_outbox, email_message, person, subscription_event};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::authorize;
@@ -71,11 +71,7 @@ pub async fn erase_person(
 /// erased bytes (zeroed by `secure_delete`) leave the WAL at once. Best
 /// effort: a busy reader only delays it to the next automatic checkpoint.
 async fn checkpoint(db: &Db) {
-    if db.backend() == DatabaseBackend::Sqlite {
-        let sql =
-            Statement::from_string(DatabaseBackend::Sqlite, "PRAGMA wal_checkpoint(TRUNCATE)");
-        if let Err(e) = db.conn().execute_raw(sql).await {
-            tracing::warn!(error = %e, "checkpoint after erasure failed");
-        }
+    if let Err(e) = db.checkpoint().await {
+        tracing::warn!(error = %e, "checkpoint after erasure failed");
     }
 }
