@@ -1,13 +1,18 @@
 //! Chaining committed events.
 //!
-//! A mutation writes its event unchained, in its own transaction, and after
-//! commit has it chained in the background ([`chain_soon`]): one chaining
-//! transaction locks the chain head, takes every committed unchained event
-//! in id (creation) order, gives each the next sequence, its previous hash
-//! and its hash, and moves the head. So the many writers commit in parallel
-//! (their WAL flushes shared) and only the short chaining step is
-//! serialised, for a whole batch of events at once, without a writer
-//! waiting for it.
+//! On PostgreSQL a mutation writes its event unchained, in its own
+//! transaction, and after commit has it chained in the background
+//! ([`chain_soon`]): one chaining transaction locks the chain head, takes
+//! every committed unchained event in id (creation) order, gives each the
+//! next sequence, its previous hash and its hash, and moves the head. So the
+//! many writers commit in parallel (their WAL flushes shared) and only the
+//! short chaining step is serialised, for a whole batch of events at once,
+//! without a writer waiting for it.
+//!
+//! On SQLite a write transaction holds the only writer anyway, so an event
+//! appended with `audit::append` is written chained in its own transaction
+//! ([`head_for_next`]); only a bulk update's event (written in parts) and
+//! events a stopped process left go the way above.
 //!
 //! The trail is read only as chained, and every read first chains whatever
 //! is committed and not chained yet ([`chain_pending`]), in this process or
@@ -195,20 +200,30 @@ fn refresh_statistics(db: &Db, length: i64) {
     });
 }
 
-/// Chains up to [`BATCH`] unchained events in one transaction; returns how
-/// many, and the chain's length after.
+/// Chains up to [`BATCH`] unchained events in one transaction of their
+/// own; returns how many, and the chain's length after.
+async fn chain_batch(db: &Db) -> Result<(u64, i64), Error> {
+    let txn = db.begin_write().await?;
+    let (chained, length, _) = chain_in(&txn).await?;
+    if chained > 0 {
+        txn.commit_unchained().await?;
+    }
+    Ok((chained, length))
+}
+
+/// Chains up to [`BATCH`] unchained events in `txn`; returns how many, and
+/// the chain head after (its sequence and hash).
 ///
 /// Writers wait for this step and it runs one at a time, so on PostgreSQL
 /// it takes few round trips: the head, the events and their person counts
 /// in one statement, the person rows in a second, and the events and the
 /// head moved in a third.
-async fn chain_batch(db: &Db) -> Result<(u64, i64), Error> {
-    let txn = db.begin_write().await?;
+async fn chain_in(txn: &WriteTxn) -> Result<(u64, i64, String), Error> {
     let postgres = txn.get_database_backend() == DatabaseBackend::Postgres;
     let batch = if postgres {
-        load_postgres(&txn).await?
+        load_postgres(txn).await?
     } else {
-        load(&txn).await?
+        load(txn).await?
     };
     let Batch {
         last_sequence: mut sequence,
@@ -217,7 +232,7 @@ async fn chain_batch(db: &Db) -> Result<(u64, i64), Error> {
         counts,
     } = batch;
     if events.is_empty() {
-        return Ok((0, sequence));
+        return Ok((0, sequence, previous));
     }
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
 
@@ -229,7 +244,7 @@ async fn chain_batch(db: &Db) -> Result<(u64, i64), Error> {
             .filter(audit_event_person::Column::EventId.is_in(ids.iter().copied()))
             .order_by_asc(audit_event_person::Column::EventId)
             .order_by_asc(audit_event_person::Column::PersonId)
-            .stream(&*txn)
+            .stream(&**txn)
             .await?;
         let mut next = persons.try_next().await?;
         for event in &events {
@@ -246,21 +261,54 @@ async fn chain_batch(db: &Db) -> Result<(u64, i64), Error> {
         }
     }
     if postgres {
-        store_postgres(&txn, chained, sequence, previous).await?;
+        store_postgres(txn, chained, sequence, previous.clone()).await?;
     } else {
-        chain_rows(&txn, chained).await?;
-        audit_chain_head::Entity::update_many()
-            .col_expr(
-                audit_chain_head::Column::LastSequence,
-                Expr::value(sequence),
-            )
-            .col_expr(audit_chain_head::Column::LastHash, Expr::value(previous))
-            .filter(audit_chain_head::Column::Id.eq(1))
-            .exec(&*txn)
-            .await?;
+        chain_rows(txn, chained).await?;
+        move_head(txn, sequence, &previous).await?;
     }
-    txn.commit_unchained().await?;
-    Ok((events.len() as u64, sequence))
+    Ok((events.len() as u64, sequence, previous))
+}
+
+/// The chain head an event written chained in `txn` follows (SQLite, where
+/// the write transaction holds the only writer: see `writer::append`).
+/// Whatever is committed and not chained yet (an event of a process that
+/// stopped before chaining it, a bulk update's) is chained first, in
+/// `txn`, so the new event comes after every event committed before it.
+/// One statement when nothing is pending.
+pub(super) async fn head_for_next(txn: &WriteTxn) -> Result<(i64, String), Error> {
+    const SQL: &str = "SELECT h.last_sequence, h.last_hash, \
+         EXISTS (SELECT 1 FROM audit_event WHERE sequence IS NULL) \
+         FROM audit_chain_head AS h WHERE h.id = 1";
+    // All rows read (one), so the statement runs to its end: one left
+    // part-read keeps its snapshot open past commit, which stops a WAL
+    // checkpoint from finishing.
+    let rows = txn
+        .query_all_raw(Statement::from_string(txn.get_database_backend(), SQL))
+        .await?;
+    let row = rows.first().ok_or_else(missing_head)?;
+    if row.try_get_by_index::<i64>(2)? == 0 {
+        return Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+    loop {
+        let (chained, sequence, hash) = chain_in(txn).await?;
+        if chained < BATCH {
+            return Ok((sequence, hash));
+        }
+    }
+}
+
+/// Moves the chain head to `sequence` and `hash` (SQLite).
+pub(super) async fn move_head(txn: &WriteTxn, sequence: i64, hash: &str) -> Result<(), Error> {
+    audit_chain_head::Entity::update_many()
+        .col_expr(
+            audit_chain_head::Column::LastSequence,
+            Expr::value(sequence),
+        )
+        .col_expr(audit_chain_head::Column::LastHash, Expr::value(hash))
+        .filter(audit_chain_head::Column::Id.eq(1))
+        .exec(&**txn)
+        .await?;
+    Ok(())
 }
 
 /// The chain head and the next unchained events, in id order, with how

@@ -5,7 +5,7 @@ use entity::{audit_event, audit_event_person};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Statement};
 use uuid::Uuid;
 
-use super::chain::ENCODING_VERSION;
+use super::chain::{ENCODING_VERSION, event_hash};
 use super::{AuditEvent, NewEvent, Subject};
 use crate::db::{Db, WriteTxn};
 use crate::error::Error;
@@ -14,14 +14,25 @@ use crate::error::Error;
 /// PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_INSERT: usize = 8_000;
 
-/// Appends `event` inside `txn`, unchained, and returns it (with its values
-/// in the clear; personal values are stored sealed). Committing `txn` chains
-/// it: see [`super::chainer`]. Nothing here is serialised beyond the
-/// mutation's own row locks.
-pub async fn append(txn: &WriteTxn, mut event: NewEvent) -> Result<Unchained, Error> {
+/// Appends `event` inside `txn` and returns it (with its values in the
+/// clear; personal values are stored sealed).
+///
+/// On PostgreSQL the event is written unchained and committing `txn`
+/// chains it (see [`super::chainer`]), so nothing here is serialised beyond
+/// the mutation's own row locks. On SQLite the write transaction already
+/// holds the only writer, so the event is written chained: it takes the
+/// head's next sequence and moves the head in `txn`, which spares a second
+/// transaction that would write the event's row and indexes again.
+pub async fn append(txn: &WriteTxn, mut event: NewEvent) -> Result<Appended, Error> {
     let subjects = merge_subjects(std::mem::take(&mut event.subjects));
     let mut writer = EventWriter::begin(txn, event).await?;
-    writer.people(&subjects).await?;
+    if txn.get_database_backend() == DatabaseBackend::Sqlite
+        && cfg!(not(feature = "bench-unchained-audit"))
+    {
+        writer.write_chained(&subjects).await?;
+    } else {
+        writer.people(&subjects).await?;
+    }
     let mut appended = writer.finish().await?;
     appended.0.subjects = subjects;
     Ok(appended)
@@ -101,18 +112,7 @@ impl<'t> EventWriter<'t> {
             .chunks(ROWS_PER_INSERT)
             .zip(sealed.chunks(ROWS_PER_INSERT))
         {
-            let rows = chunk
-                .iter()
-                .zip(sealed)
-                .map(|(s, changes)| {
-                    Ok(audit_event_person::Model {
-                        event_id: self.event.id,
-                        person_id: s.person_id,
-                        changes: serde_json::to_string(changes)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, serde_json::Error>>()
-                .map_err(anyhow::Error::from)?;
+            let rows = self.person_rows(chunk, sealed)?;
             if self.txn.get_database_backend() == DatabaseBackend::Postgres
                 && let Some(row) = self.row.take()
             {
@@ -120,12 +120,71 @@ impl<'t> EventWriter<'t> {
                 continue;
             }
             self.write_row().await?;
-            audit_event_person::Entity::insert_many(
-                rows.into_iter().map(audit_event_person::ActiveModel::from),
-            )
+            self.insert_people(rows).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the event row chained, and the rows of `subjects` (sorted by
+    /// person id, each given once; their personal values sealed), all in
+    /// the write transaction that holds SQLite's only writer; see
+    /// [`append`].
+    async fn write_chained(&mut self, subjects: &[Subject]) -> Result<(), Error> {
+        let sealed = super::shred::seal(&**self.txn, subjects).await?;
+        let rows = self.person_rows(subjects, &sealed)?;
+        drop(sealed);
+        let mut row = self
+            .row
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("audit event {} is written already", self.event.id))?;
+        let (last_sequence, previous_hash) = super::chainer::head_for_next(self.txn).await?;
+        let sequence = last_sequence + 1;
+        let hash = event_hash(&row, sequence, &previous_hash, &rows);
+        row.sequence = Some(sequence);
+        row.previous_hash = Some(previous_hash.clone());
+        row.hash = Some(hash.clone());
+        audit_event::Entity::insert(audit_event::ActiveModel::from(row))
             .exec_without_returning(&**self.txn)
             .await?;
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            self.insert_people(rows.by_ref().take(ROWS_PER_INSERT).collect())
+                .await?;
         }
+        super::chainer::move_head(self.txn, sequence, &hash).await?;
+        self.event.sequence = sequence;
+        self.event.previous_hash = previous_hash;
+        self.event.hash = hash;
+        Ok(())
+    }
+
+    /// The stored rows of `subjects`, given their sealed changes.
+    fn person_rows(
+        &self,
+        subjects: &[Subject],
+        sealed: &[Vec<super::FieldChange>],
+    ) -> Result<Vec<audit_event_person::Model>, Error> {
+        subjects
+            .iter()
+            .zip(sealed)
+            .map(|(s, changes)| {
+                Ok(audit_event_person::Model {
+                    event_id: self.event.id,
+                    person_id: s.person_id,
+                    changes: serde_json::to_string(changes)?,
+                })
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(|e| anyhow::Error::from(e).into())
+    }
+
+    /// Inserts person rows of the event, in one statement.
+    async fn insert_people(&self, rows: Vec<audit_event_person::Model>) -> Result<(), Error> {
+        audit_event_person::Entity::insert_many(
+            rows.into_iter().map(audit_event_person::ActiveModel::from),
+        )
+        .exec_without_returning(&**self.txn)
+        .await?;
         Ok(())
     }
 
@@ -172,22 +231,25 @@ impl<'t> EventWriter<'t> {
         Ok(())
     }
 
-    /// The event, complete (its row written if it named nobody); it is
-    /// chained when the transaction commits. (Its subjects are not kept:
-    /// read the event back to list them.)
-    pub async fn finish(mut self) -> Result<Unchained, Error> {
+    /// The event, complete (its row written if it named nobody); unless
+    /// it was written chained, it is chained when the transaction commits.
+    /// (Its subjects are not kept: read the event back to list them.)
+    pub async fn finish(mut self) -> Result<Appended, Error> {
         self.write_row().await?;
-        self.txn.mark_audited();
-        Ok(Unchained(self.event))
+        if self.event.hash.is_empty() {
+            self.txn.mark_audited();
+        }
+        Ok(Appended(self.event))
     }
 }
 
-/// An event appended in a transaction not committed yet: it has no place in
-/// the chain until commit. [`chained`] gives the event as chained.
+/// An event appended in a transaction not committed yet. Unless it was
+/// written chained (SQLite), it has no place in the chain until commit;
+/// [`chained`] gives the event as chained.
 #[derive(Debug)]
-pub struct Unchained(AuditEvent);
+pub struct Appended(AuditEvent);
 
-impl Unchained {
+impl Appended {
     /// The event's id.
     pub fn id(&self) -> Uuid {
         self.0.id
@@ -195,9 +257,12 @@ impl Unchained {
 }
 
 /// The event `appended` as chained, once its transaction has committed.
-pub async fn chained(db: &Db, appended: Unchained) -> Result<AuditEvent, Error> {
-    super::chain_pending(db).await?;
+pub async fn chained(db: &Db, appended: Appended) -> Result<AuditEvent, Error> {
     let mut event = appended.0;
+    if !event.hash.is_empty() {
+        return Ok(event);
+    }
+    super::chain_pending(db).await?;
     let row = audit_event::Entity::find_by_id(event.id)
         .select_only()
         .columns([

@@ -415,6 +415,30 @@ async fn an_event_left_unchained_is_chained_before_the_trail_is_read(app: &TestA
     );
 }
 
+/// A write after an event left unchained, with no read between: the
+/// earlier event is chained first (in the background on PostgreSQL, in the
+/// write's own transaction on SQLite), so the chain keeps commit order.
+async fn an_event_left_unchained_is_chained_before_the_next_write_s_own(app: &TestApp) {
+    three_events(app).await;
+    insert_unchained_event(app, "crashed-writer").await;
+    app.person_id("after-crash@example.com").await;
+    assert_eq!(
+        app.sql_i64("SELECT sequence FROM audit_event WHERE actor = 'crashed-writer'")
+            .await,
+        4
+    );
+    assert_eq!(
+        app.sql_i64("SELECT MAX(sequence) FROM audit_event").await,
+        5
+    );
+    assert_eq!(
+        app.sql_i64("SELECT COUNT(*) FROM audit_event WHERE sequence IS NULL")
+            .await,
+        0
+    );
+    assert_eq!(verify(app).await["valid"], true);
+}
+
 async fn verification_chains_events_left_unchained_first(app: &TestApp) {
     three_events(app).await;
     insert_unchained_event(app, "crashed-writer").await;
@@ -779,6 +803,7 @@ backend_tests!(
     the_database_refuses_to_change_or_delete_audit_rows,
     an_audited_write_is_chained_in_the_background_without_a_read,
     an_event_left_unchained_is_chained_before_the_trail_is_read,
+    an_event_left_unchained_is_chained_before_the_next_write_s_own,
     verification_chains_events_left_unchained_first,
     the_database_lets_an_unchained_event_be_chained_once_and_nothing_else,
     sixteen_concurrent_writers_leave_one_gap_free_chain,
