@@ -164,31 +164,41 @@ fn card_changes(before: &ComplianceCard, after: &ComplianceCard) -> Vec<FieldCha
     changes
 }
 
+/// A card's columns and values.
+fn card_columns(card: &ComplianceCard) -> impl Iterator<Item = (person::Column, Value)> {
+    authorization_columns(card.authorization.as_ref())
+        .into_iter()
+        .chain(source_columns(card.source.as_ref()))
+}
+
 /// Replaces the card of person `id` in `txn`; returns the card it had and
 /// the row as stored. On PostgreSQL one statement locks the row, reads its
 /// card and updates it (a card edit is otherwise a round trip longer than
 /// the plain UPDATE); SQLite's write transaction already excludes other
-/// writers, so there the row is read, then updated.
+/// writers, so there the row is read, then only the columns that change
+/// are updated (SQLite rewrites the index entries of every column set,
+/// changed or not).
 async fn replace_card(
     txn: &WriteTxn,
     id: Uuid,
     card: &ComplianceCard,
 ) -> Result<(ComplianceCard, person::Model)> {
-    let columns = authorization_columns(card.authorization.as_ref())
-        .into_iter()
-        .chain(source_columns(card.source.as_ref()))
-        .chain([(person::Column::UpdatedAt, crate::time::now().into())]);
+    let updated_at = (person::Column::UpdatedAt, crate::time::now().into());
     if txn.get_database_backend() != DatabaseBackend::Postgres {
         let before = to_person(lock_person(&**txn, id).await?)?.card;
         let mut row = person::ActiveModel {
             id: sea_orm::ActiveValue::Unchanged(id),
             ..Default::default()
         };
-        for (col, value) in columns {
-            row.set(col, value);
+        for ((col, value), (_, old)) in card_columns(card).zip(card_columns(&before)) {
+            if value != old {
+                row.set(col, value);
+            }
         }
+        row.set(updated_at.0, updated_at.1);
         return Ok((before, person::Entity::update(row).exec(&**txn).await?));
     }
+    let columns = card_columns(card).chain([updated_at]);
     let (sets, mut values): (Vec<String>, Vec<Value>) = columns
         .enumerate()
         .map(|(i, (col, value))| (format!("{} = ${}", col.as_str(), i + 2), value))
