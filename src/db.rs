@@ -361,8 +361,8 @@ async fn pool(
                         p
                     } else {
                         // Kept open: an in-memory database lives only as long
-                        // as its connection, and the writer's page cache is
-                        // what makes it the writer.
+                        // as its connection, and the writer's page cache
+                        // (the reason it exists) only as long as its own.
                         p.idle_timeout(None).max_lifetime(None)
                     }
                 });

@@ -279,13 +279,10 @@ pub(super) async fn head_for_next(txn: &WriteTxn) -> Result<(i64, String), Error
     const SQL: &str = "SELECT h.last_sequence, h.last_hash, \
          EXISTS (SELECT 1 FROM audit_event WHERE sequence IS NULL) \
          FROM audit_chain_head AS h WHERE h.id = 1";
-    // All rows read (one), so the statement runs to its end: one left
-    // part-read keeps its snapshot open past commit, which stops a WAL
-    // checkpoint from finishing.
-    let rows = txn
-        .query_all_raw(Statement::from_string(txn.get_database_backend(), SQL))
-        .await?;
-    let row = rows.first().ok_or_else(missing_head)?;
+    let row = txn
+        .query_one_raw(Statement::from_string(txn.get_database_backend(), SQL))
+        .await?
+        .ok_or_else(missing_head)?;
     if row.try_get_by_index::<i64>(2)? == 0 {
         return Ok((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
     }
