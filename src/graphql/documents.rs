@@ -14,12 +14,23 @@
 //!    may be a variable). A variable's value is coerced when its argument
 //!    is read, and one that does not fit is `BAD_USER_INPUT` naming the
 //!    argument — the same on the first request as on every later one.
+//!
+//! Most documents' limits do not depend on their variables at all: only a
+//! field weighed by its arguments (a page's `first`) can make them, and
+//! only when such an argument is a variable. For those documents the
+//! verdict of the first request that passed the limits is kept with the
+//! document, and later requests skip async-graphql's walk of it
+//! ([`KnownLimits`]); a document that failed them is walked every time.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextExecute};
-use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{Request, Response, ValidationMode};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::registry::Registry;
+use async_graphql::{Positioned, Request, Response, ServerError, ValidationMode, ValidationResult};
 
 use crate::cache::TextCache;
 
@@ -46,7 +57,13 @@ pub struct Executor {
 struct Checked {
     doc: ExecutableDocument,
     arguments: ArgumentPositions,
+    /// The limits' verdict, kept once a request passed them when the
+    /// document's limits do not depend on its variables.
+    limits: OnceLock<ValidationResult>,
 }
+
+/// The checked document of the request being run, for [`KnownLimits`].
+struct ThisDocument(Arc<Checked>);
 
 impl Executor {
     pub fn new(limits: &Limits) -> Self {
@@ -61,6 +78,7 @@ impl Executor {
             .limit_depth(limits.max_depth)
             .limit_complexity(limits.max_complexity)
             .validation_mode(ValidationMode::Fast)
+            .extension(KnownLimits::default())
             .finish();
         Executor {
             checker,
@@ -80,6 +98,7 @@ impl Executor {
             }
         };
         request.set_parsed_query(checked.doc.clone());
+        let request = request.data(ThisDocument(checked.clone()));
         let mut response = self.runner.execute(request).await;
         code_execution_errors(&mut response, request_id, &checked.arguments);
         response
@@ -106,6 +125,7 @@ impl Executor {
         let checked = Arc::new(Checked {
             arguments: argument_positions(&doc),
             doc,
+            limits: OnceLock::new(),
         });
         self.checked.insert(&request.query, checked.clone());
         Ok(checked)
@@ -142,4 +162,77 @@ impl Extension for CheckOnly {
     ) -> Response {
         Response::default()
     }
+}
+
+/// Answers the limits of a document whose limits do not depend on its
+/// variables with the verdict kept from an earlier request (see the module
+/// documentation). Only the validation hook: no field-level hook, so the
+/// objects resolved by `graphql::inline` stay equivalent to the library's.
+#[derive(Default)]
+struct KnownLimits(Arc<KnownLimitsExtension>);
+
+#[derive(Default)]
+struct KnownLimitsExtension;
+
+impl ExtensionFactory for KnownLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        self.0.clone()
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for KnownLimitsExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let Some(ThisDocument(checked)) = ctx.data_opt::<ThisDocument>() else {
+            return next.run(ctx).await;
+        };
+        if let Some(known) = checked.limits.get() {
+            return Ok(*known);
+        }
+        let verdict = next.run(ctx).await?;
+        if !weighs_variables(&checked.doc, &ctx.schema_env.registry) {
+            // A concurrent request may have set it first: the same verdict.
+            let _ = checked.limits.set(verdict);
+        }
+        Ok(verdict)
+    }
+}
+
+/// Whether the document's complexity may depend on its variables: some
+/// field weighed by its arguments (a field with its own complexity, such as
+/// a page's) is given a variable in an argument. Fields are matched by
+/// name, whatever their type, which can only answer yes too often. Depth
+/// never depends on variables.
+fn weighs_variables(doc: &ExecutableDocument, registry: &Registry) -> bool {
+    let weighed: HashSet<&str> = registry
+        .types
+        .values()
+        .filter_map(|ty| ty.fields())
+        .flat_map(|fields| fields.values())
+        .filter(|field| field.compute_complexity.is_some())
+        .map(|field| field.name.as_str())
+        .collect();
+    let any = |set: &Positioned<SelectionSet>| set_weighs_variables(set, &weighed);
+    doc.operations
+        .iter()
+        .any(|(_, op)| any(&op.node.selection_set))
+        || doc.fragments.values().any(|f| any(&f.node.selection_set))
+}
+
+fn set_weighs_variables(set: &Positioned<SelectionSet>, weighed: &HashSet<&str>) -> bool {
+    set.node.items.iter().any(|item| match &item.node {
+        Selection::Field(f) => {
+            (weighed.contains(f.node.name.node.as_str())
+                // A value holding a variable has no constant form.
+                && f.node.arguments.iter().any(|(_, v)| v.node.clone().into_const().is_none()))
+                || set_weighs_variables(&f.node.selection_set, weighed)
+        }
+        Selection::InlineFragment(f) => set_weighs_variables(&f.node.selection_set, weighed),
+        // The fragment's own selection is looked at with the fragments.
+        Selection::FragmentSpread(_) => false,
+    })
 }

@@ -10,9 +10,9 @@
 //! An object whose selection carries any directive (an `@include` that
 //! held, say) is resolved the library's way instead, by
 //! [`resolve_container_serial`]. Field-level extension hooks are not called
-//! on this path; the schema that executes requests registers no extensions
-//! (`graphql::documents`), and one added there would have to keep these
-//! types on the library's path.
+//! on this path; the schema that executes requests registers no extension
+//! with such hooks (`graphql::documents`), and one added there would have to
+//! keep these types on the library's path.
 
 use std::borrow::Cow;
 

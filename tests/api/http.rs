@@ -206,17 +206,17 @@ async fn a_repeated_document_is_checked_on_every_request(app: &TestApp) {
     }
 }
 
-async fn a_page_size_given_as_a_variable_weighs_in_the_complexity_limit(app: &TestApp) {
-    // One document, checked once; its weight follows each request's variables.
+/// Checks that `query`'s weight follows its variable `n` (a page size) on
+/// every request: 10 passes a complexity limit of 1,000, then 500 is
+/// refused, then 10 passes again.
+async fn assert_weighed_by_n_every_time(app: &TestApp, query: &str) {
     let router = app.with_settings(|s| s.limits.max_complexity = 1000);
-    let query = "query($n: Int) { people(first: $n) { nodes { id email } } }";
     let run = |n: i64| {
         let router = router.clone();
-        let token = app.admin();
         async move {
             post(
                 &router,
-                Some(&token),
+                Some(&app.admin()),
                 json!({ "query": query, "variables": { "n": n } }),
             )
             .await
@@ -232,6 +232,47 @@ async fn a_page_size_given_as_a_variable_weighs_in_the_complexity_limit(app: &Te
     );
     assert!(large["data"].is_null(), "{large}");
     assert!(run(10).await.get("errors").is_none());
+}
+
+async fn a_page_size_given_as_a_variable_weighs_in_the_complexity_limit(app: &TestApp) {
+    // One document, checked once; its weight follows each request's variables.
+    assert_weighed_by_n_every_time(
+        app,
+        "query($n: Int) { people(first: $n) { nodes { id email } } }",
+    )
+    .await;
+}
+
+async fn a_page_size_variable_in_a_fragment_weighs_in_the_complexity_limit(app: &TestApp) {
+    // The page is weighed by a variable only inside a fragment: the verdict
+    // of one request is not kept for the next.
+    assert_weighed_by_n_every_time(
+        app,
+        "query($n: Int) { ...Page } \
+         fragment Page on Query { people(first: $n) { nodes { id email } } }",
+    )
+    .await;
+}
+
+async fn a_document_over_the_depth_limit_is_refused_on_every_request(app: &TestApp) {
+    // Its limits need no variables; a refusal is never kept as a pass.
+    let router = app.with_settings(|s| s.limits.max_depth = 2);
+    let query = "query($id: UUID!) { person(id: $id) { complianceCard { sourceType } } }";
+    let id = app.person_id("deep@example.com").await;
+    for _ in 0..3 {
+        let body = post(
+            &router,
+            Some(&app.sales()),
+            json!({ "query": query, "variables": { "id": id } }),
+        )
+        .await
+        .1;
+        assert_eq!(
+            code(&body["errors"][0]),
+            "GRAPHQL_VALIDATION_FAILED",
+            "{body}"
+        );
+    }
 }
 
 async fn a_variable_of_the_wrong_type_is_bad_input_on_every_request(app: &TestApp) {
@@ -356,6 +397,8 @@ backend_tests!(
     a_page_weighs_its_size_in_the_complexity_limit,
     too_many_aliases_are_refused,
     a_page_size_given_as_a_variable_weighs_in_the_complexity_limit,
+    a_page_size_variable_in_a_fragment_weighs_in_the_complexity_limit,
+    a_document_over_the_depth_limit_is_refused_on_every_request,
     a_variable_of_the_wrong_type_is_bad_input_on_every_request,
     an_unknown_operation_name_is_graphql_validation_failed,
     a_value_that_does_not_coerce_is_bad_input_naming_the_argument,
