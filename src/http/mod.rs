@@ -32,17 +32,21 @@ pub fn router(state: AppState) -> Router {
             state.guard.clone(),
             guard::layer,
         ));
-    Router::new()
+    let router = Router::new()
         .merge(api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .layer(cors(&state.cors_origins))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .route("/metrics", get(health::metrics));
+    // No origin configured: same-origin only, and no request pays for CORS.
+    let router = if state.cors_origins.is_empty() {
+        router
+    } else {
+        router.layer(cors(&state.cors_origins))
+    };
+    router.layer(TraceLayer::new_for_http()).with_state(state)
 }
 
-/// CORS for the configured browser origins only (none: same-origin only).
+/// CORS for the configured browser origins only.
 fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<axum::http::HeaderValue> = origins
         .iter()
