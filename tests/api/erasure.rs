@@ -201,13 +201,7 @@ async fn the_sqlite_file_and_wal_keep_no_bytes_of_an_erased_person(app: &TestApp
     let email = "zelda.unique.7f3e@example.com";
     let id = person_with_history(app, email).await;
     erase(app, &id).await;
-    let path = app
-        .database_url
-        .trim_start_matches("sqlite://")
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
+    let path = app.sqlite_path();
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend(std::fs::read(format!("{path}-wal")).unwrap_or_default());
     for needle in [email, "Quixotic", "Chief Quixote", "555 0199"] {

@@ -345,6 +345,12 @@ impl TestApp {
     pub fn is_postgres(&self) -> bool {
         self.postgres.is_some()
     }
+
+    /// The SQLite database file's path.
+    pub fn sqlite_path(&self) -> String {
+        let url = self.database_url.trim_start_matches("sqlite://");
+        url.split('?').next().unwrap_or(url).to_owned()
+    }
 }
 
 /// The `extensions.code` of an error.

@@ -293,6 +293,28 @@ async fn a_field_error_on_people_in_a_page_names_each_person_s_path(app: &TestAp
     assert!(errors.iter().all(|e| code(e) == "FORBIDDEN"), "{body}");
 }
 
+#[tokio::test]
+async fn on_sqlite_a_commit_reaches_the_database_file_with_no_further_write() {
+    // The WAL is checkpointed in the background, not only once 10,000 pages
+    // have piled up (the backstop) or when the last connection closes.
+    let app = TestApp::sqlite().await;
+    let email = "in.the.file.4c1d@example.com";
+    app.person_id(email).await;
+    let in_file = || {
+        let bytes = std::fs::read(app.sqlite_path()).unwrap();
+        bytes.windows(email.len()).any(|w| w == email.as_bytes())
+    };
+    let mut waited = 0;
+    while !in_file() {
+        assert!(
+            waited < 200,
+            "the commit is still only in the WAL after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        waited += 1;
+    }
+}
+
 backend_tests!(
     a_page_of_50_people_with_cards_costs_two_statements,
     fragments_aliases_and_repeated_fields_of_a_person_resolve_into_one_object,
