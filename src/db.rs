@@ -507,6 +507,55 @@ where
     Ok(())
 }
 
+/// Runs `stmt` on `conn` (a transaction, say) and decodes its first row
+/// as `M`, as [`Db::read`] decodes: SeaORM's row mapping formats an error
+/// message for every NULL column it reads.
+pub async fn query_one_as<M: FromRow, C: ConnectionTrait>(
+    conn: &C,
+    stmt: Statement,
+) -> Result<Option<M>, DbErr> {
+    conn.query_one_raw(stmt)
+        .await?
+        .map(|row| decode_result(&row))
+        .transpose()
+}
+
+/// Runs `stmt` on `conn` and decodes its rows as `M` (see [`query_one_as`]).
+pub async fn query_all_as<M: FromRow, C: ConnectionTrait>(
+    conn: &C,
+    stmt: Statement,
+) -> Result<Vec<M>, DbErr> {
+    conn.query_all_raw(stmt)
+        .await?
+        .iter()
+        .map(decode_result)
+        .collect()
+}
+
+/// Decodes a row SeaORM returned as `M`.
+fn decode_result<M: FromRow>(row: &sea_orm::QueryResult) -> Result<M, DbErr> {
+    let decoded = if let Some(row) = row.try_as_sqlite_row() {
+        M::from_row(row)
+    } else if let Some(row) = row.try_as_pg_row() {
+        M::from_row(row)
+    } else {
+        return Err(DbErr::Custom(
+            "a row of neither SQLite nor PostgreSQL".into(),
+        ));
+    };
+    decoded.map_err(query_error)
+}
+
+/// The columns of a row from the `n`-th on, as a row of their own: for a
+/// statement that returns two types' columns side by side.
+pub struct Skip<'r, R>(pub &'r R, pub usize);
+
+impl<R: Columns> Columns for Skip<'_, R> {
+    fn get<T: Decodable>(&self, i: usize) -> Result<T, sea_orm::sqlx::Error> {
+        self.0.get(self.1 + i)
+    }
+}
+
 /// A value both backends' drivers decode.
 pub trait Decodable:
     for<'r> sea_orm::sqlx::Decode<'r, Postgres>

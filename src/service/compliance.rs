@@ -5,10 +5,10 @@ use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use entity::person;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
-    FromQueryResult, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Value,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
 };
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use super::authorize;
 use super::people::{CardRow, filter_condition, lock_person, to_person};
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
-use crate::db::{Db, WriteTxn};
+use crate::db::{Columns, Db, FromRow, Skip, WriteTxn, query_all_as, query_one_as};
 use crate::domain::{
     Authorization, AuthorizationType, ComplianceCard, PeopleFilter, Person, Source, SourceType,
 };
@@ -196,7 +196,15 @@ async fn replace_card(
             }
         }
         row.set(updated_at.0, updated_at.1);
-        return Ok((before, person::Entity::update(row).exec(&**txn).await?));
+        let mut update = person::Entity::update_many()
+            .set(row)
+            .filter(person::Column::Id.eq(id))
+            .into_query();
+        update.returning(Query::returning().columns(person::Column::iter()));
+        let stored = query_one_as(&**txn, txn.get_database_backend().build(&update))
+            .await?
+            .ok_or_else(|| Error::person_not_found(id))?;
+        return Ok((before, stored));
     }
     let columns = card_columns(card).chain([updated_at]);
     let (sets, mut values): (Vec<String>, Vec<Value>) = columns
@@ -208,23 +216,36 @@ async fn replace_card(
         .iter()
         .map(|c| format!("before.{0} AS before_{0}", c.as_str()))
         .collect();
+    let stored: Vec<String> = person::Column::iter()
+        .map(|c| format!("person.{}", c.as_str()))
+        .collect();
     let sql = format!(
         "UPDATE person SET {} FROM (SELECT {} FROM person WHERE id = $1 FOR UPDATE) AS before \
-         WHERE person.id = before.id RETURNING person.*, {}",
+         WHERE person.id = before.id RETURNING {}, {}",
         sets.join(", "),
         CardRow::COLUMNS.map(|c| c.as_str()).join(", "),
+        stored.join(", "),
         before.join(", ")
     );
-    let row = txn
-        .query_one_raw(sea_orm::Statement::from_sql_and_values(
-            DatabaseBackend::Postgres,
-            sql,
-            values,
-        ))
-        .await?
-        .ok_or_else(|| Error::person_not_found(id))?;
-    let before = CardRow::from_query_result(&row, "before_")?.card()?;
-    Ok((before, person::Model::from_query_result(&row, "")?))
+    let Replaced(stored, before) = query_one_as(
+        &**txn,
+        sea_orm::Statement::from_sql_and_values(DatabaseBackend::Postgres, sql, values),
+    )
+    .await?
+    .ok_or_else(|| Error::person_not_found(id))?;
+    Ok((before.card()?, stored))
+}
+
+/// The row `replace_card` returns on PostgreSQL: the person as stored, then
+/// the card columns it had.
+struct Replaced(person::Model, CardRow);
+
+impl FromRow for Replaced {
+    fn from_row(row: &impl Columns) -> std::result::Result<Self, sea_orm::sqlx::Error> {
+        let stored = person::Model::from_row(row)?;
+        let before = CardRow::from_row(&Skip(row, person::Column::iter().count()))?;
+        Ok(Replaced(stored, before))
+    }
 }
 
 /// Replaces a person's whole compliance card (`COMPLIANCE_CARD_UPDATED`).
@@ -438,7 +459,7 @@ async fn card_rows(
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         q = q.lock_exclusive();
     }
-    Ok(q.into_model::<CardRow>().all(&**txn).await?)
+    Ok(query_all_as(&**txn, q.build(txn.get_database_backend())).await?)
 }
 
 /// `NOT_FOUND` naming the selected ids that do not exist: those of `chunk`

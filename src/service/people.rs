@@ -217,6 +217,21 @@ impl CardRow {
     }
 }
 
+/// The card columns in the order of [`CardRow::COLUMNS`].
+impl FromRow for CardRow {
+    fn from_row(row: &impl Columns) -> std::result::Result<Self, sea_orm::sqlx::Error> {
+        Ok(CardRow {
+            id: row.get(0)?,
+            authorization_type: row.get(1)?,
+            authorization_other: row.get(2)?,
+            consent_date: row.get(3)?,
+            processing_purpose: row.get(4)?,
+            source_type: row.get(5)?,
+            source_other: row.get(6)?,
+        })
+    }
+}
+
 /// A person row as `person::Entity::find()` selects it: every column, in
 /// the order of `person::Column`.
 impl FromRow for person::Model {
@@ -336,11 +351,10 @@ pub(crate) fn filter_condition(f: &PeopleFilter) -> Condition {
 /// Loads a person inside a write transaction, locking the row on
 /// PostgreSQL; `NOT_FOUND` when absent.
 pub(crate) async fn lock_person<C: ConnectionTrait>(txn: &C, id: Uuid) -> Result<person::Model> {
-    let mut q = person::Entity::find_by_id(id);
-    if txn.get_database_backend() == DatabaseBackend::Postgres {
-        q = q.lock_exclusive();
-    }
-    q.one(txn).await?.ok_or_else(|| Error::person_not_found(id))
+    let stmt = person_by_id(txn.get_database_backend(), id, Lock::ForUpdate);
+    crate::db::query_one_as(txn, stmt)
+        .await?
+        .ok_or_else(|| Error::person_not_found(id))
 }
 
 fn duplicate_email(contact: &Contact) -> impl FnOnce() -> Error + '_ {
@@ -352,17 +366,29 @@ fn duplicate_email(contact: &Contact) -> impl FnOnce() -> Error + '_ {
     }
 }
 
-/// `person::Entity::find_by_id(id)` as a statement. SeaORM builds its SQL
-/// once per backend — the text does not depend on the id — and each call
+/// Whether a read of a person locks the row (PostgreSQL; SQLite's write
+/// transaction already excludes other writers).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    None,
+    ForUpdate,
+}
+
+/// `person::Entity::find_by_id(id)` as a statement (`FOR UPDATE` with
+/// [`Lock::ForUpdate`] on PostgreSQL). SeaORM builds its SQL once per
+/// backend and lock — the text does not depend on the id — and each call
 /// binds its id.
-fn person_by_id(backend: DatabaseBackend, id: Uuid) -> Statement {
-    static POSTGRES: OnceLock<String> = OnceLock::new();
-    static SQLITE: OnceLock<String> = OnceLock::new();
-    let sql = match backend {
-        DatabaseBackend::Postgres => &POSTGRES,
-        _ => &SQLITE,
-    }
-    .get_or_init(|| person::Entity::find_by_id(Uuid::nil()).build(backend).sql);
+fn person_by_id(backend: DatabaseBackend, id: Uuid, lock: Lock) -> Statement {
+    static SQL: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+    let postgres = backend == DatabaseBackend::Postgres;
+    let locked = postgres && lock == Lock::ForUpdate;
+    let sql = SQL[usize::from(postgres) * 2 + usize::from(locked)].get_or_init(|| {
+        let mut q = person::Entity::find_by_id(Uuid::nil());
+        if locked {
+            q = q.lock_exclusive();
+        }
+        q.build(backend).sql
+    });
     Statement::from_sql_and_values(backend, sql.clone(), [id.into()])
 }
 
@@ -370,7 +396,7 @@ fn person_by_id(backend: DatabaseBackend, id: Uuid) -> Statement {
 #[tracing::instrument(skip(db, caller))]
 pub async fn get_person(db: &Db, caller: &Caller, id: Uuid) -> Result<Option<Person>> {
     require(caller, Permission::ReadPeople)?;
-    db.read::<person::Model>(&person_by_id(db.backend(), id))
+    db.read::<person::Model>(&person_by_id(db.backend(), id, Lock::None))
         .await?
         .into_iter()
         .next()
