@@ -34,7 +34,7 @@ use futures_util::TryStreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use tokio::sync::{Mutex, Notify};
 use uuid::Uuid;
@@ -296,6 +296,21 @@ pub(super) async fn head_for_next(txn: &WriteTxn) -> Result<(i64, String), Error
 
 /// Moves the chain head to `sequence` and `hash` (SQLite).
 pub(super) async fn move_head(txn: &WriteTxn, sequence: i64, hash: &str) -> Result<(), Error> {
+    txn.execute_raw(move_head_statement(
+        txn.get_database_backend(),
+        sequence,
+        hash,
+    ))
+    .await?;
+    Ok(())
+}
+
+/// The statement that moves the chain head to `sequence` and `hash`.
+pub(super) fn move_head_statement(
+    backend: DatabaseBackend,
+    sequence: i64,
+    hash: &str,
+) -> Statement {
     audit_chain_head::Entity::update_many()
         .col_expr(
             audit_chain_head::Column::LastSequence,
@@ -303,9 +318,7 @@ pub(super) async fn move_head(txn: &WriteTxn, sequence: i64, hash: &str) -> Resu
         )
         .col_expr(audit_chain_head::Column::LastHash, Expr::value(hash))
         .filter(audit_chain_head::Column::Id.eq(1))
-        .exec(&**txn)
-        .await?;
-    Ok(())
+        .build(backend)
 }
 
 /// The chain head and the next unchained events, in id order, with how

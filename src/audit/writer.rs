@@ -2,7 +2,7 @@
 //! commits or rolls back with the change it describes.
 
 use entity::{audit_event, audit_event_person};
-use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, QueryTrait, Statement};
 use uuid::Uuid;
 
 use super::chain::{ENCODING_VERSION, event_hash};
@@ -143,15 +143,28 @@ impl<'t> EventWriter<'t> {
         row.sequence = Some(sequence);
         row.previous_hash = Some(previous_hash.clone());
         row.hash = Some(hash.clone());
-        audit_event::Entity::insert(audit_event::ActiveModel::from(row))
-            .exec_without_returning(&**self.txn)
-            .await?;
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            self.insert_people(rows.by_ref().take(ROWS_PER_INSERT).collect())
-                .await?;
+        let backend = self.txn.get_database_backend();
+        let event = audit_event::Entity::insert(audit_event::ActiveModel::from(row));
+        if rows.len() <= ROWS_PER_INSERT {
+            // The event, its people and the head in one batch of statements:
+            // one trip to SQLite's connection thread instead of three.
+            let mut batch = vec![event.build(backend)];
+            if !rows.is_empty() {
+                batch.push(people_insert(rows).build(backend));
+            }
+            batch.push(super::chainer::move_head_statement(
+                backend, sequence, &hash,
+            ));
+            self.txn.execute_raw(statements(backend, batch)).await?;
+        } else {
+            event.exec_without_returning(&**self.txn).await?;
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                self.insert_people(rows.by_ref().take(ROWS_PER_INSERT).collect())
+                    .await?;
+            }
+            super::chainer::move_head(self.txn, sequence, &hash).await?;
         }
-        super::chainer::move_head(self.txn, sequence, &hash).await?;
         self.event.sequence = sequence;
         self.event.previous_hash = previous_hash;
         self.event.hash = hash;
@@ -180,11 +193,9 @@ impl<'t> EventWriter<'t> {
 
     /// Inserts person rows of the event, in one statement.
     async fn insert_people(&self, rows: Vec<audit_event_person::Model>) -> Result<(), Error> {
-        audit_event_person::Entity::insert_many(
-            rows.into_iter().map(audit_event_person::ActiveModel::from),
-        )
-        .exec_without_returning(&**self.txn)
-        .await?;
+        people_insert(rows)
+            .exec_without_returning(&**self.txn)
+            .await?;
         Ok(())
     }
 
@@ -282,6 +293,27 @@ pub async fn chained(db: &Db, appended: Appended) -> Result<AuditEvent, Error> {
     event.previous_hash = previous_hash;
     event.hash = hash;
     Ok(event)
+}
+
+/// One INSERT of an event's person rows.
+fn people_insert(
+    rows: Vec<audit_event_person::Model>,
+) -> sea_orm::InsertMany<audit_event_person::ActiveModel> {
+    audit_event_person::Entity::insert_many(
+        rows.into_iter().map(audit_event_person::ActiveModel::from),
+    )
+}
+
+/// `batch` as one statement that runs them in turn (SQLite; each takes its
+/// values after the last one's, as the driver binds them).
+fn statements(backend: DatabaseBackend, batch: Vec<Statement>) -> Statement {
+    let mut sql = Vec::with_capacity(batch.len());
+    let mut values = Vec::new();
+    for stmt in batch {
+        sql.push(stmt.sql);
+        values.extend(stmt.values.map(|v| v.0).unwrap_or_default());
+    }
+    Statement::from_sql_and_values(backend, sql.join("; "), values)
 }
 
 /// Sorts subjects by person id (the canonical order) and merges repeats.
