@@ -161,10 +161,9 @@ pub(crate) fn new_row(
     row
 }
 
-/// Maps a stored row to a [`Person`].
 /// The compliance-card columns of a person row, for work that needs only
 /// the card (bulk updates read 100,000 of these, not whole rows).
-#[derive(Debug, sea_orm::FromQueryResult)]
+#[derive(Debug)]
 pub(crate) struct CardRow {
     pub id: Uuid,
     pub authorization_type: Option<String>,
@@ -266,6 +265,7 @@ impl FromRow for person::Model {
     }
 }
 
+/// Maps a stored row to a [`Person`].
 pub(crate) fn to_person(m: person::Model) -> Result<Person> {
     let card = CardRow {
         id: m.id,
