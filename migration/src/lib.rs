@@ -10,6 +10,7 @@ mod m20261123_000002_email_crm;
 mod m20261123_000003_erasure;
 mod m20261124_000004_audit_chaining;
 mod m20261124_000005_audit_person_statistics;
+mod m20261201_000006_chained_event_indexes;
 
 /// The ordered list of consentry migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_erasure::Migration),
             Box::new(m20261124_000004_audit_chaining::Migration),
             Box::new(m20261124_000005_audit_person_statistics::Migration),
+            Box::new(m20261201_000006_chained_event_indexes::Migration),
         ]
     }
 }
