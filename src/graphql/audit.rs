@@ -63,7 +63,7 @@ impl AuditQuery {
             from: f.from,
             to: f.to,
         };
-        let page = audit_trail::list_events(db, caller, &filter, first, before).await?;
+        let page = Box::pin(audit_trail::list_events(db, caller, &filter, first, before)).await?;
         Ok(event_connection(page, filter, before.is_some()))
     }
 
@@ -71,7 +71,7 @@ impl AuditQuery {
     /// not verify (compliance, admin).
     async fn verify_audit_trail(&self, ctx: &Context<'_>) -> Result<AuditVerification> {
         let (db, caller) = request(ctx)?;
-        let v = audit_trail::verify(db, caller).await?;
+        let v = Box::pin(audit_trail::verify(db, caller)).await?;
         Ok(AuditVerification {
             valid: v.valid,
             checked_events: v.checked_events,

@@ -95,7 +95,7 @@ impl BulkUpdateResult {
     async fn audit_event(&self, ctx: &Context<'_>) -> Result<AuditEventObject> {
         let (db, _) = request(ctx)?;
         Ok(AuditEventObject(
-            compliance::bulk_event(db, &self.result).await?,
+            Box::pin(compliance::bulk_event(db, &self.result)).await?,
         ))
     }
 }
@@ -115,7 +115,10 @@ impl ComplianceMutation {
         let (db, caller) = request(ctx)?;
         let card = input.into();
         Ok(PersonObject(
-            compliance::update_compliance_card(db, caller, person_id, &card).await?,
+            Box::pin(compliance::update_compliance_card(
+                db, caller, person_id, &card,
+            ))
+            .await?,
         ))
     }
 
@@ -135,7 +138,10 @@ impl ComplianceMutation {
             consent_date: input.consent_date.map(|d| d.0),
             processing_purpose: input.processing_purpose,
         };
-        let result = compliance::bulk_update_authorization(db, caller, &selection, &input).await?;
+        let result = Box::pin(compliance::bulk_update_authorization(
+            db, caller, &selection, &input,
+        ))
+        .await?;
         Ok(BulkUpdateResult {
             updated_count: result.updated_count,
             result,
@@ -156,7 +162,10 @@ impl ComplianceMutation {
             source_type: Some(input.source_type.into()),
             source_other: input.source_other,
         };
-        let result = compliance::bulk_update_source(db, caller, &selection, &input).await?;
+        let result = Box::pin(compliance::bulk_update_source(
+            db, caller, &selection, &input,
+        ))
+        .await?;
         Ok(BulkUpdateResult {
             updated_count: result.updated_count,
             result,

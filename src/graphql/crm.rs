@@ -32,7 +32,7 @@ impl CrmMutation {
     async fn sync_crm(&self, ctx: &Context<'_>) -> Result<CrmSyncResult> {
         let (db, caller) = request(ctx)?;
         let sf = integrations(ctx)?.salesforce.as_ref();
-        let r = crm::sync_crm(db, caller, sf).await?;
+        let r = Box::pin(crm::sync_crm(db, caller, sf)).await?;
         Ok(CrmSyncResult {
             pulled: r.pulled,
             pushed: r.pushed,

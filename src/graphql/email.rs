@@ -30,7 +30,7 @@ impl EmailMutation {
             html_body,
         };
         Ok(EmailMessageObject(
-            email::send_email(db, caller, links, person_id, &new).await?,
+            Box::pin(email::send_email(db, caller, links, person_id, &new)).await?,
         ))
     }
 }

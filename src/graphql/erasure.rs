@@ -30,7 +30,7 @@ impl ErasureMutation {
     ) -> Result<ErasureResult> {
         let (db, caller) = request(ctx)?;
         let suppression = &integrations(ctx)?.suppression;
-        let event = erasure::erase_person(db, caller, suppression, id, &reason).await?;
+        let event = Box::pin(erasure::erase_person(db, caller, suppression, id, &reason)).await?;
         Ok(ErasureResult {
             person_id: id,
             audit_event: AuditEventObject(event),

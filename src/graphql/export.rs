@@ -25,7 +25,7 @@ impl ExportMutation {
     /// Exports one person as CSV (any role; audited).
     async fn export_person(&self, ctx: &Context<'_>, id: Uuid) -> Result<PersonExport> {
         let (db, caller) = request(ctx)?;
-        let e = export::export_person(db, caller, id).await?;
+        let e = Box::pin(export::export_person(db, caller, id)).await?;
         Ok(PersonExport {
             filename: e.filename,
             csv: e.csv,
@@ -42,6 +42,8 @@ impl ExportMutation {
         id: Uuid,
     ) -> Result<Json<serde_json::Value>> {
         let (db, caller) = request(ctx)?;
-        Ok(Json(export::export_person_data(db, caller, id).await?))
+        Ok(Json(
+            Box::pin(export::export_person_data(db, caller, id)).await?,
+        ))
     }
 }

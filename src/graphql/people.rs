@@ -104,7 +104,7 @@ impl PeopleQuery {
     /// One person, or null when there is none with this id.
     async fn person(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<Inline<PersonObject>>> {
         let (db, caller) = request(ctx)?;
-        Ok(people::get_person(db, caller, id)
+        Ok(Box::pin(people::get_person(db, caller, id))
             .await?
             .map(|p| Inline(PersonObject(p))))
     }
@@ -123,7 +123,7 @@ impl PeopleQuery {
         let first = service::page_size(first)?;
         let after = person_cursor(after.as_deref())?;
         let filter: domain::PeopleFilter = filter.unwrap_or_default().into();
-        let page = people::list_people(db, caller, &filter, first, after).await?;
+        let page = Box::pin(people::list_people(db, caller, &filter, first, after)).await?;
         Ok(person_connection(page, filter, after.is_some()))
     }
 }
@@ -160,14 +160,14 @@ impl PeopleMutation {
             (true, reason) => Some(reason.unwrap_or_default()),
         };
         let suppression = &integrations(ctx)?.suppression;
-        let person = people::create_person(
+        let person = Box::pin(people::create_person(
             db,
             caller,
             suppression,
             &contact,
             card.as_ref(),
             override_reason.as_deref(),
-        )
+        ))
         .await?;
         Ok(PersonObject(person))
     }
@@ -196,7 +196,7 @@ impl PeopleMutation {
         };
         let suppression = &integrations(ctx)?.suppression;
         Ok(PersonObject(
-            people::update_person(db, caller, suppression, id, &p).await?,
+            Box::pin(people::update_person(db, caller, suppression, id, &p)).await?,
         ))
     }
 }

@@ -33,7 +33,7 @@ impl SubscriptionMutation {
     ) -> Result<PersonObject> {
         let (db, caller) = request(ctx)?;
         Ok(PersonObject(
-            subscriptions::unsubscribe(db, caller, person_id, reason).await?,
+            Box::pin(subscriptions::unsubscribe(db, caller, person_id, reason)).await?,
         ))
     }
 
@@ -51,7 +51,10 @@ impl SubscriptionMutation {
             evidence: reconsent.evidence,
         };
         Ok(PersonObject(
-            subscriptions::resubscribe(db, caller, person_id, &reconsent).await?,
+            Box::pin(subscriptions::resubscribe(
+                db, caller, person_id, &reconsent,
+            ))
+            .await?,
         ))
     }
 }

@@ -127,7 +127,7 @@ impl PeopleTotal {
     /// How many people match the filter (all pages).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
         let (db, caller) = request(ctx)?;
-        Ok(service::people::count_people(db, caller, &self.0).await?)
+        Ok(Box::pin(service::people::count_people(db, caller, &self.0)).await?)
     }
 }
 
@@ -139,7 +139,7 @@ impl EventTotal {
     /// How many events match the filter (all pages).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<u64> {
         let (db, caller) = request(ctx)?;
-        Ok(service::audit_trail::count_events(db, caller, &self.0).await?)
+        Ok(Box::pin(service::audit_trail::count_events(db, caller, &self.0)).await?)
     }
 }
 
@@ -324,7 +324,7 @@ impl PersonObject {
         ctx: &Context<'_>,
     ) -> Result<Vec<SubscriptionEventObject>> {
         let (db, caller) = request(ctx)?;
-        Ok(subscriptions::history(db, caller, self.0.id)
+        Ok(Box::pin(subscriptions::history(db, caller, self.0.id))
             .await?
             .into_iter()
             .map(SubscriptionEventObject)
@@ -333,7 +333,7 @@ impl PersonObject {
     /// Emails sent to this person, newest first.
     async fn emails(&self, ctx: &Context<'_>) -> Result<Vec<EmailMessageObject>> {
         let (db, caller) = request(ctx)?;
-        Ok(email::list_emails(db, caller, self.0.id)
+        Ok(Box::pin(email::list_emails(db, caller, self.0.id))
             .await?
             .into_iter()
             .map(EmailMessageObject)
@@ -354,7 +354,10 @@ impl PersonObject {
             person_id: Some(self.0.id),
             ..Default::default()
         };
-        let page = service::audit_trail::list_events(db, caller, &filter, first, before).await?;
+        let page = Box::pin(service::audit_trail::list_events(
+            db, caller, &filter, first, before,
+        ))
+        .await?;
         Ok(event_connection(page, filter, before.is_some()))
     }
 }
