@@ -396,10 +396,8 @@ fn person_by_id(backend: DatabaseBackend, id: Uuid, lock: Lock) -> Statement {
 #[tracing::instrument(skip(db, caller))]
 pub async fn get_person(db: &Db, caller: &Caller, id: Uuid) -> Result<Option<Person>> {
     require(caller, Permission::ReadPeople)?;
-    db.read::<person::Model>(&person_by_id(db.backend(), id, Lock::None))
+    db.read_one::<person::Model>(&person_by_id(db.backend(), id, Lock::None))
         .await?
-        .into_iter()
-        .next()
         .map(to_person)
         .transpose()
 }
