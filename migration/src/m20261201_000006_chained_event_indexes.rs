@@ -10,6 +10,10 @@
 //! insertions instead of thirteen. Every read of the trail names `sequence
 //! IS NOT NULL` or compares the sequence, which lets both planners use them.
 //! SQLite writes its events chained already and keeps the same schema.
+//!
+//! The indexes are rebuilt in the migration's transaction, which blocks
+//! writes to `audit_event` (every audited mutation) while they build: 0.6 s
+//! for a trail of 136,000 events on PostgreSQL on the development machine.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseBackend, Statement};
