@@ -2,6 +2,10 @@
 -- and the baseline. BENCH_KIND picks the workload (person, people,
 -- update); BENCH_IDS names a file of person ids (one per line), rotated
 -- through so no single row is hot; BENCH_AFTER is the `people` cursor.
+-- An update sets a person's source type to the one after what this script
+-- last set it to, so every update changes the card: BENCH_STATE names a
+-- file that carries the request counter from one run to the next (a warm-up
+-- and its measured run, consentry's run and the baseline's).
 -- Every response is checked: a non-200 status or an "errors" member counts
 -- as an error. done() prints one line: RESULT rps p99_ms errors requests.
 
@@ -29,6 +33,9 @@ function init(args)
   ids = {}
   for line in io.lines(os.getenv("BENCH_IDS")) do ids[#ids + 1] = line end
   i = offset or 0
+  local state = os.getenv("BENCH_STATE")
+  local f = state and io.open(state, "r")
+  if f then i = tonumber(f:read("*l")) or i; f:close() end
   errors = 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
@@ -44,7 +51,10 @@ function request()
   elseif kind == "people" then
     if after == "" then vars = '{"after":null}' else vars = '{"after":"' .. after .. '"}' end
   else
-    vars = '{"id":"' .. id .. '","source":"' .. SOURCES[(i % #SOURCES) + 1] .. '"}'
+    -- i advances by #ids between two updates of one person, so the pass
+    -- number, and with it the source, changes on every update.
+    local pass = math.floor(i / #ids)
+    vars = '{"id":"' .. id .. '","source":"' .. SOURCES[(pass % #SOURCES) + 1] .. '"}'
   end
   local body = '{"operationName":"' .. NAMES[kind] .. '","query":"' .. QUERIES[kind] .. '","variables":' .. vars .. '}'
   return wrk.format(nil, "/graphql", nil, body)
@@ -60,6 +70,12 @@ end
 function done(summary, latency, requests)
   local errs = 0
   for _, t in ipairs(threads) do errs = errs + t:get("errors") end
+  local state = os.getenv("BENCH_STATE")
+  if state and #threads == 1 then
+    local f = assert(io.open(state, "w"))
+    f:write(string.format("%d\n", threads[1]:get("i")))
+    f:close()
+  end
   io.write(string.format("RESULT %.1f %.3f %d %d\n",
     summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000, errs, summary.requests))
 end
