@@ -23,7 +23,7 @@ pub use chainer::{
     ChainTurn, background_chaining_done, chain_committed, chain_pending, chain_soon,
 };
 pub use reader::{EventFilter, Verification};
-pub use writer::{Appended, EventWriter, append, chained};
+pub use writer::{Appended, EventWriter, append, append_after, chained};
 
 // Every read of the trail first chains what is committed and not chained
 // yet (see `chainer`), so it sees every event committed before it.

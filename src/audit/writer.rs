@@ -23,14 +23,29 @@ const ROWS_PER_INSERT: usize = 8_000;
 /// holds the only writer, so the event is written chained: it takes the
 /// head's next sequence and moves the head in `txn`, which spares a second
 /// transaction that would write the event's row and indexes again.
-pub async fn append(txn: &WriteTxn, mut event: NewEvent) -> Result<Appended, Error> {
+pub async fn append(txn: &WriteTxn, event: NewEvent) -> Result<Appended, Error> {
+    append_after(txn, None, event).await
+}
+
+/// Runs `change` (a statement that returns no rows), then appends `event`,
+/// as [`append`] does, in `txn`. On SQLite `change` goes in the same trip
+/// to the connection's thread as the event it is audited by (one trip
+/// less per audited change on SQLite's one writer).
+pub async fn append_after(
+    txn: &WriteTxn,
+    change: Option<Statement>,
+    mut event: NewEvent,
+) -> Result<Appended, Error> {
     let subjects = merge_subjects(std::mem::take(&mut event.subjects));
     let mut writer = EventWriter::begin(txn, event).await?;
     if txn.get_database_backend() == DatabaseBackend::Sqlite
         && cfg!(not(feature = "bench-unchained-audit"))
     {
-        writer.write_chained(&subjects).await?;
+        writer.write_chained(change, &subjects).await?;
     } else {
+        if let Some(change) = change {
+            txn.execute_raw(change).await?;
+        }
         writer.people(&subjects).await?;
     }
     let mut appended = writer.finish().await?;
@@ -128,8 +143,13 @@ impl<'t> EventWriter<'t> {
     /// Writes the event row chained, and the rows of `subjects` (sorted by
     /// person id, each given once; their personal values sealed), all in
     /// the write transaction that holds SQLite's only writer; see
-    /// [`append`].
-    async fn write_chained(&mut self, subjects: &[Subject]) -> Result<(), Error> {
+    /// [`append`]. `change` runs first, in the same batch as the event when
+    /// the event names few enough people for one.
+    async fn write_chained(
+        &mut self,
+        change: Option<Statement>,
+        subjects: &[Subject],
+    ) -> Result<(), Error> {
         let sealed = super::shred::seal(&**self.txn, subjects).await?;
         let rows = self.person_rows(subjects, &sealed)?;
         drop(sealed);
@@ -146,9 +166,11 @@ impl<'t> EventWriter<'t> {
         let backend = self.txn.get_database_backend();
         let event = audit_event::Entity::insert(audit_event::ActiveModel::from(row));
         if rows.len() <= ROWS_PER_INSERT {
-            // The event, its people and the head in one batch of statements:
-            // one trip to SQLite's connection thread instead of three.
-            let mut batch = vec![event.build(backend)];
+            // The change, the event, its people and the head in one batch of
+            // statements: one trip to SQLite's connection thread instead of
+            // four.
+            let mut batch: Vec<Statement> = change.into_iter().collect();
+            batch.push(event.build(backend));
             if !rows.is_empty() {
                 batch.push(people_insert(rows).build(backend));
             }
@@ -157,6 +179,9 @@ impl<'t> EventWriter<'t> {
             ));
             self.txn.execute_raw(statements(backend, batch)).await?;
         } else {
+            if let Some(change) = change {
+                self.txn.execute_raw(change).await?;
+            }
             event.exec_without_returning(&**self.txn).await?;
             let mut rows = rows.into_iter().peekable();
             while rows.peek().is_some() {

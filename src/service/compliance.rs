@@ -5,10 +5,10 @@ use std::collections::HashSet;
 
 use chrono::NaiveDate;
 use entity::person;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
-    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Value,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TryIntoModel, Value,
 };
 use uuid::Uuid;
 
@@ -171,40 +171,43 @@ fn card_columns(card: &ComplianceCard) -> impl Iterator<Item = (person::Column, 
         .chain(source_columns(card.source.as_ref()))
 }
 
-/// Replaces the card of person `id` in `txn`; returns the card it had and
-/// the row as stored. On PostgreSQL one statement locks the row, reads its
-/// card and updates it (a card edit is otherwise a round trip longer than
-/// the plain UPDATE); SQLite's write transaction already excludes other
-/// writers, so there the row is read, then only the columns that change
-/// are updated (SQLite rewrites the index entries of every column set,
-/// changed or not).
+/// Replaces the card of person `id` in `txn`; returns the card it had, the
+/// row as stored, and on SQLite the UPDATE, for the caller to run with its
+/// audit event ([`audit::append_after`]). On PostgreSQL one statement locks
+/// the row, reads its card and updates it (a card edit is otherwise a round
+/// trip longer than the plain UPDATE); SQLite's write transaction already
+/// excludes other writers, so there the row is read, then only the columns
+/// that change are updated (SQLite rewrites the index entries of every
+/// column set, changed or not), and the row as stored is the row read with
+/// those columns changed.
 async fn replace_card(
     txn: &WriteTxn,
     id: Uuid,
     card: &ComplianceCard,
-) -> Result<(ComplianceCard, person::Model)> {
+) -> Result<(ComplianceCard, person::Model, Option<sea_orm::Statement>)> {
     let updated_at = (person::Column::UpdatedAt, crate::time::now().into());
-    if txn.get_database_backend() != DatabaseBackend::Postgres {
-        let before = to_person(lock_person(&**txn, id).await?)?.card;
+    let backend = txn.get_database_backend();
+    if backend != DatabaseBackend::Postgres {
+        let locked = lock_person(&**txn, id).await?;
+        let before = to_person(locked.clone())?.card;
+        let mut stored = person::ActiveModel::from(locked);
         let mut row = person::ActiveModel {
             id: sea_orm::ActiveValue::Unchanged(id),
             ..Default::default()
         };
-        for ((col, value), (_, old)) in card_columns(card).zip(card_columns(&before)) {
-            if value != old {
-                row.set(col, value);
-            }
+        let changed = card_columns(card)
+            .zip(card_columns(&before))
+            .filter(|((_, value), (_, old))| value != old)
+            .map(|(new, _)| new);
+        for (col, value) in changed.chain([updated_at]) {
+            stored.set(col, value.clone());
+            row.set(col, value);
         }
-        row.set(updated_at.0, updated_at.1);
-        let mut update = person::Entity::update_many()
+        let update = person::Entity::update_many()
             .set(row)
             .filter(person::Column::Id.eq(id))
-            .into_query();
-        update.returning(Query::returning().columns(person::Column::iter()));
-        let stored = query_one_as(&**txn, txn.get_database_backend().build(&update))
-            .await?
-            .ok_or_else(|| Error::person_not_found(id))?;
-        return Ok((before, stored));
+            .build(backend);
+        return Ok((before, stored.try_into_model()?, Some(update)));
     }
     let columns = card_columns(card).chain([updated_at]);
     let (sets, mut values): (Vec<String>, Vec<Value>) = columns
@@ -233,7 +236,7 @@ async fn replace_card(
     )
     .await?
     .ok_or_else(|| Error::person_not_found(id))?;
-    Ok((before.card()?, stored))
+    Ok((before.card()?, stored, None))
 }
 
 /// The row `replace_card` returns on PostgreSQL: the person as stored, then
@@ -267,10 +270,11 @@ pub async fn update_compliance_card(
     let card = input.parse()?;
 
     let txn = db.begin_write().await?;
-    let (before, stored) = replace_card(&txn, person_id, &card).await?;
+    let (before, stored, update) = replace_card(&txn, person_id, &card).await?;
     let changes = card_changes(&before, &card);
-    audit::append(
+    audit::append_after(
         &txn,
+        update,
         NewEvent::success(caller, Action::ComplianceCardUpdated).subject(person_id, changes),
     )
     .await?;
