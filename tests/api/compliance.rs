@@ -141,6 +141,37 @@ async fn replacing_the_card_away_from_consent_clears_consent_fields(app: &TestAp
     );
 }
 
+/// Every field of a person, for comparing a mutation's answer with a read.
+const PERSON_FIELDS: &str = "id firstName lastName company title email phone website other salesforceId \
+  facebook twitter linkedin createdAt updatedAt unsubscribed unsubscribedAt subscriptionStatus \
+  complianceCard { authorizationType authorizationOther consentDate processingPurpose sourceType sourceOther }";
+
+async fn a_card_edit_returns_the_person_as_stored(app: &TestApp) {
+    let id = app.person_id("stored@example.com").await;
+    app.ok(&app.sales(), UPDATE_CARD, json!({ "id": id, "card": { "authorizationType": "CONSENT", "consentDate": "2026-02-03", "processingPurpose": "news", "sourceType": "OTHER", "sourceOther": "Trade fair" } }))
+        .await;
+    let edited = app
+        .ok(
+            &app.sales(),
+            &format!("mutation($id: UUID!, $card: ComplianceCardInput!) {{ updateComplianceCard(personId: $id, input: $card) {{ {PERSON_FIELDS} }} }}"),
+            json!({ "id": id, "card": { "authorizationType": "CONSENT", "consentDate": "2026-02-03", "processingPurpose": "events", "sourceType": "IMPORT" } }),
+        )
+        .await;
+    let read = app
+        .ok(
+            &app.sales(),
+            &format!("query($id: UUID!) {{ person(id: $id) {{ {PERSON_FIELDS} }} }}"),
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(edited["updateComplianceCard"], read["person"]);
+    assert_eq!(
+        read["person"]["complianceCard"],
+        json!({ "authorizationType": "CONSENT", "authorizationOther": null, "consentDate": "2026-02-03",
+                "processingPurpose": "events", "sourceType": "IMPORT", "sourceOther": null })
+    );
+}
+
 async fn card_update_is_audited_with_before_and_after(app: &TestApp) {
     let id = app.person_id("a@example.com").await;
     app.ok(&app.sales(), UPDATE_CARD, json!({ "id": id, "card": { "authorizationType": "OTHER", "authorizationOther": "Contract talks" } }))
@@ -425,6 +456,7 @@ backend_tests!(
     other_basis_needs_non_blank_text,
     other_source_needs_non_blank_text,
     replacing_the_card_away_from_consent_clears_consent_fields,
+    a_card_edit_returns_the_person_as_stored,
     card_update_is_audited_with_before_and_after,
     bulk_update_by_ids_is_one_event_with_each_persons_values,
     bulk_update_with_an_unknown_id_changes_nothing,
