@@ -22,6 +22,10 @@ const BULK_SOURCE: &str = "mutation($sel: PersonSelection!, $in: SourceInput!) {
   bulkUpdateSource(selection: $sel, input: $in) { updatedCount auditEvent { action personIds } }
 }";
 
+const BULK_SOURCE_CHANGES: &str = "mutation($sel: PersonSelection!, $in: SourceInput!) {
+  bulkUpdateSource(selection: $sel, input: $in) { auditEvent { changes { personId field before after } } }
+}";
+
 /// Sends a card that must be refused, and checks it names `field` and
 /// writes nothing.
 async fn assert_card_refused(app: &TestApp, card: Value, field: &str) {
@@ -209,6 +213,54 @@ async fn bulk_update_by_ids_is_one_event_with_each_persons_values(app: &TestApp)
     let changes = result["auditEvent"]["changes"].as_array().unwrap();
     assert!(changes.contains(&json!({ "personId": a, "field": "authorizationType", "before": "LEGAL_OBLIGATION", "after": "LEGITIMATE_INTEREST" })));
     assert!(changes.contains(&json!({ "personId": b, "field": "authorizationType", "before": null, "after": "LEGITIMATE_INTEREST" })));
+}
+
+async fn bulk_updates_record_every_old_card_value_as_stored(app: &TestApp) {
+    let purpose = "Newsletter « été », \"quoted\" \\ back\u{1F600}";
+    let consent = app
+        .create_person(json!({ "email": "c@example.com", "complianceCard": { "authorizationType": "CONSENT", "consentDate": "2026-02-03", "processingPurpose": purpose, "sourceType": "OTHER", "sourceOther": "Salon d'été" } }))
+        .await["id"]
+        .clone();
+    let other = app
+        .create_person(json!({ "email": "o@example.com", "complianceCard": { "authorizationType": "OTHER", "authorizationOther": "Vertrag §4" } }))
+        .await["id"]
+        .clone();
+    let data = app
+        .ok(&app.sales(), BULK_AUTH, json!({ "sel": { "ids": [consent, other] }, "in": { "authorizationType": "LEGAL_OBLIGATION" } }))
+        .await;
+    let mut changes = data["bulkUpdateAuthorization"]["auditEvent"]["changes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    changes.sort_by_key(|c| format!("{}{}", c["personId"], c["field"]));
+    let mut expected = vec![
+        json!({ "personId": consent, "field": "authorizationType", "before": "CONSENT", "after": "LEGAL_OBLIGATION" }),
+        json!({ "personId": consent, "field": "consentDate", "before": "2026-02-03", "after": null }),
+        json!({ "personId": consent, "field": "processingPurpose", "before": purpose, "after": null }),
+        json!({ "personId": other, "field": "authorizationType", "before": "OTHER", "after": "LEGAL_OBLIGATION" }),
+        json!({ "personId": other, "field": "authorizationOther", "before": "Vertrag §4", "after": null }),
+    ];
+    expected.sort_by_key(|c| format!("{}{}", c["personId"], c["field"]));
+    assert_eq!(changes, expected);
+    let data = app
+        .ok(
+            &app.sales(),
+            BULK_SOURCE_CHANGES,
+            json!({ "sel": { "ids": [consent] }, "in": { "sourceType": "IMPORT" } }),
+        )
+        .await;
+    let mut changes = data["bulkUpdateSource"]["auditEvent"]["changes"]
+        .as_array()
+        .unwrap()
+        .clone();
+    changes.sort_by_key(|c| c["field"].to_string());
+    assert_eq!(
+        changes,
+        vec![
+            json!({ "personId": consent, "field": "sourceOther", "before": "Salon d'été", "after": null }),
+            json!({ "personId": consent, "field": "sourceType", "before": "OTHER", "after": "IMPORT" }),
+        ]
+    );
 }
 
 async fn bulk_update_with_an_unknown_id_changes_nothing(app: &TestApp) {
@@ -459,6 +511,7 @@ backend_tests!(
     a_card_edit_returns_the_person_as_stored,
     card_update_is_audited_with_before_and_after,
     bulk_update_by_ids_is_one_event_with_each_persons_values,
+    bulk_updates_record_every_old_card_value_as_stored,
     bulk_update_with_an_unknown_id_changes_nothing,
     unknown_ids_past_the_first_chunk_are_all_named_and_nothing_changes,
     bulk_update_by_filter_touches_only_matches,
