@@ -162,8 +162,9 @@ pub(crate) fn new_row(
 }
 
 /// The compliance-card columns of a person row, for work that needs only
-/// the card (bulk updates read 100,000 of these, not whole rows).
-#[derive(Debug)]
+/// the card (bulk updates read 100,000 of these, not whole rows). Read
+/// from a row, or on SQLite from a JSON array of the fields in order.
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct CardRow {
     pub id: Uuid,
     pub authorization_type: Option<String>,
