@@ -215,6 +215,13 @@ async fn bulk_update_by_ids_is_one_event_with_each_persons_values(app: &TestApp)
     assert!(changes.contains(&json!({ "personId": b, "field": "authorizationType", "before": null, "after": "LEGITIMATE_INTEREST" })));
 }
 
+/// An audit event's changes, in (person, field) order.
+fn sorted_changes(event: &Value) -> Vec<Value> {
+    let mut changes = event["changes"].as_array().unwrap().clone();
+    changes.sort_by_key(|c| format!("{}{}", c["personId"], c["field"]));
+    changes
+}
+
 async fn bulk_updates_record_every_old_card_value_as_stored(app: &TestApp) {
     let purpose = "Newsletter « été », \"quoted\" \\ back\u{1F600}";
     let consent = app
@@ -228,19 +235,14 @@ async fn bulk_updates_record_every_old_card_value_as_stored(app: &TestApp) {
     let data = app
         .ok(&app.sales(), BULK_AUTH, json!({ "sel": { "ids": [consent, other] }, "in": { "authorizationType": "LEGAL_OBLIGATION" } }))
         .await;
-    let mut changes = data["bulkUpdateAuthorization"]["auditEvent"]["changes"]
-        .as_array()
-        .unwrap()
-        .clone();
-    changes.sort_by_key(|c| format!("{}{}", c["personId"], c["field"]));
-    let mut expected = vec![
+    let changes = sorted_changes(&data["bulkUpdateAuthorization"]["auditEvent"]);
+    let expected = sorted_changes(&json!({ "changes": [
         json!({ "personId": consent, "field": "authorizationType", "before": "CONSENT", "after": "LEGAL_OBLIGATION" }),
         json!({ "personId": consent, "field": "consentDate", "before": "2026-02-03", "after": null }),
         json!({ "personId": consent, "field": "processingPurpose", "before": purpose, "after": null }),
         json!({ "personId": other, "field": "authorizationType", "before": "OTHER", "after": "LEGAL_OBLIGATION" }),
         json!({ "personId": other, "field": "authorizationOther", "before": "Vertrag §4", "after": null }),
-    ];
-    expected.sort_by_key(|c| format!("{}{}", c["personId"], c["field"]));
+    ] }));
     assert_eq!(changes, expected);
     let data = app
         .ok(
@@ -249,13 +251,8 @@ async fn bulk_updates_record_every_old_card_value_as_stored(app: &TestApp) {
             json!({ "sel": { "ids": [consent] }, "in": { "sourceType": "IMPORT" } }),
         )
         .await;
-    let mut changes = data["bulkUpdateSource"]["auditEvent"]["changes"]
-        .as_array()
-        .unwrap()
-        .clone();
-    changes.sort_by_key(|c| c["field"].to_string());
     assert_eq!(
-        changes,
+        sorted_changes(&data["bulkUpdateSource"]["auditEvent"]),
         vec![
             json!({ "personId": consent, "field": "sourceOther", "before": "Salon d'été", "after": null }),
             json!({ "personId": consent, "field": "sourceType", "before": "OTHER", "after": "IMPORT" }),
