@@ -1,6 +1,8 @@
 //! Appending events. Runs inside the caller's transaction, so the event
 //! commits or rolls back with the change it describes.
 
+use std::borrow::Cow;
+
 use entity::{audit_event, audit_event_person};
 use sea_orm::{ConnectionTrait, DatabaseBackend, EntityTrait, QuerySelect, QueryTrait, Statement};
 use uuid::Uuid;
@@ -200,7 +202,7 @@ impl<'t> EventWriter<'t> {
     fn person_rows(
         &self,
         subjects: &[Subject],
-        sealed: &[Vec<super::FieldChange>],
+        sealed: &[Vec<Cow<'_, super::FieldChange>>],
     ) -> Result<Vec<audit_event_person::Model>, Error> {
         subjects
             .iter()
