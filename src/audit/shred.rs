@@ -16,7 +16,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::person_key;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -164,7 +164,11 @@ async fn load_keys<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> Result<HashMap
     let mut keys = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let rows = person_key::Entity::find()
-            .filter(person_key::Column::PersonId.is_in(chunk.iter().copied()))
+            .filter(crate::db::uuid_in(
+                conn.get_database_backend(),
+                person_key::Column::PersonId,
+                chunk.iter().copied(),
+            ))
             .all(conn)
             .await?;
         keys.extend(rows.into_iter().map(|r| (r.person_id, r.key)));

@@ -16,7 +16,7 @@ use super::authorize;
 use super::people::{CardRow, filter_condition, lock_person, to_person};
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
-use crate::db::{Columns, Db, FromRow, Skip, WriteTxn, query_all_as, query_one_as};
+use crate::db::{Columns, Db, FromRow, Skip, WriteTxn, query_all_as, query_one_as, uuid_in};
 use crate::domain::{
     Authorization, AuthorizationType, ComplianceCard, PeopleFilter, Person, Source, SourceType,
 };
@@ -409,7 +409,11 @@ async fn bulk_update(
             for (i, chunk) in ids.chunks(IDS_PER_STATEMENT).enumerate() {
                 let rows = card_rows(
                     &txn,
-                    Condition::all().add(person::Column::Id.is_in(chunk.iter().copied())),
+                    Condition::all().add(uuid_in(
+                        txn.get_database_backend(),
+                        person::Column::Id,
+                        chunk.iter().copied(),
+                    )),
                     None,
                 )
                 .await?;
@@ -547,7 +551,11 @@ async fn apply(
     };
     let mut update = person::Entity::update_many()
         .col_expr(person::Column::UpdatedAt, Expr::value(crate::time::now()))
-        .filter(person::Column::Id.is_in(rows.iter().map(|r| r.id)));
+        .filter(uuid_in(
+            txn.get_database_backend(),
+            person::Column::Id,
+            rows.iter().map(|r| r.id),
+        ));
     for (col, value) in columns {
         update = update.col_expr(col, Expr::value(value));
     }
