@@ -312,7 +312,7 @@ mod tests {
     #[test]
     fn randomness_hands_out_each_byte_once_across_blocks() {
         let mut randomness = Randomness::new();
-        // 12-byte nonces do not divide a block, so this crosses four refills.
+        // 12-byte nonces do not divide a block: this draws five blocks.
         let nonces: Vec<[u8; 12]> = (0..4 * RANDOM_BLOCK / 12)
             .map(|_| randomness.take().unwrap())
             .collect();
