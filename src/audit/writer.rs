@@ -12,8 +12,9 @@ use super::{AuditEvent, NewEvent, Subject};
 use crate::db::{Db, WriteTxn};
 use crate::error::Error;
 
-/// Person rows per INSERT: 3 columns each stays under SQLite's 32,766 and
-/// PostgreSQL's 65,535 bind parameters.
+/// Person rows per INSERT: bound (the batch of [`EventWriter::write_chained`]),
+/// 3 values each stays under SQLite's 32,766 and PostgreSQL's 65,535 bind
+/// parameters; as one JSON parameter, it bounds the text of one statement.
 const ROWS_PER_INSERT: usize = 8_000;
 
 /// Appends `event` inside `txn` and returns it (with its values in the
