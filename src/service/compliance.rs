@@ -513,7 +513,11 @@ async fn not_found(
         let found: HashSet<Uuid> = person::Entity::find()
             .select_only()
             .column(person::Column::Id)
-            .filter(person::Column::Id.is_in(chunk.iter().copied()))
+            .filter(uuid_in(
+                txn.get_database_backend(),
+                person::Column::Id,
+                chunk.iter().copied(),
+            ))
             .into_tuple::<Uuid>()
             .all(&**txn)
             .await?
