@@ -591,6 +591,41 @@ pub fn uuid_in<C: ColumnTrait>(
     )
 }
 
+/// One multi-row INSERT into `table` of `rows`, each the values of
+/// `columns` in order, every value bound: as `?` on SQLite (so that the
+/// statement can also run in a batch with others), as `$1, $2, …` on
+/// PostgreSQL. Used where thousands of rows go at once (an event's people,
+/// new person keys) in place of SeaORM's `insert_many`, which converts each
+/// row's model first and cost more than the insert itself.
+pub fn insert_statement<const N: usize>(
+    backend: DatabaseBackend,
+    table: &str,
+    columns: [&str; N],
+    rows: impl ExactSizeIterator<Item = [sea_orm::Value; N]>,
+) -> Statement {
+    use std::fmt::Write;
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    sql.reserve(rows.len() * (N * 4 + 4));
+    let mut values = Vec::with_capacity(rows.len() * N);
+    for (i, row) in rows.enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for (j, value) in row.into_iter().enumerate() {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            values.push(value);
+            match backend {
+                DatabaseBackend::Postgres => {
+                    let _ = write!(sql, "${}", values.len());
+                }
+                _ => sql.push('?'),
+            }
+        }
+        sql.push(')');
+    }
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
 /// Inserts `rows` with one multi-row INSERT per `per_statement` rows
 /// (bounded so a statement stays within the backends' bind limits).
 pub async fn insert_in_chunks<A, C>(

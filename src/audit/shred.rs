@@ -16,7 +16,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use entity::person_key;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -199,14 +199,20 @@ pub(crate) async fn seal<'s, C: ConnectionTrait>(
         if !keys.contains_key(id) {
             let key: [u8; 32] = randomness.take()?;
             keys.insert(*id, key.to_vec());
-            new_keys.push(person_key::ActiveModel {
-                person_id: Set(*id),
-                key: Set(key.to_vec()),
-                created_at: Set(crate::time::now()),
-            });
+            new_keys.push([(*id).into(), key.to_vec().into(), crate::time::now().into()]);
         }
     }
-    crate::db::insert_in_chunks(txn, new_keys, CHUNK).await?;
+    let mut new_keys = new_keys.into_iter().peekable();
+    while new_keys.peek().is_some() {
+        let chunk: Vec<_> = new_keys.by_ref().take(CHUNK).collect();
+        txn.execute_raw(crate::db::insert_statement(
+            txn.get_database_backend(),
+            "person_key",
+            ["person_id", "key", "created_at"],
+            chunk.into_iter(),
+        ))
+        .await?;
+    }
     let mut ciphers: HashMap<Uuid, Aes256Gcm> = HashMap::new();
     subjects
         .iter()
