@@ -571,6 +571,20 @@ pub fn uuid_in<C: ColumnTrait>(
     if backend != DatabaseBackend::Sqlite {
         return column.is_in(ids);
     }
+    let json = uuid_json(ids);
+    sea_orm::sea_query::Expr::cust_with_exprs(
+        // SQLite's builder puts the expressions at its `?` marks, in order.
+        "? IN (SELECT unhex(value) FROM json_each(?))",
+        [
+            sea_orm::sea_query::Expr::col(column.as_column_ref()),
+            sea_orm::sea_query::Expr::val(json),
+        ],
+    )
+}
+
+/// `ids` as the JSON array SQLite reads them from (see [`uuid_in`]): 32
+/// hex digits each, which `unhex` turns into the stored 16 bytes.
+pub fn uuid_json(ids: impl IntoIterator<Item = Uuid>) -> String {
     let mut json = String::from("[");
     for (i, id) in ids.into_iter().enumerate() {
         if i > 0 {
@@ -581,14 +595,7 @@ pub fn uuid_in<C: ColumnTrait>(
         json.push('"');
     }
     json.push(']');
-    sea_orm::sea_query::Expr::cust_with_exprs(
-        // SQLite's builder puts the expressions at its `?` marks, in order.
-        "? IN (SELECT unhex(value) FROM json_each(?))",
-        [
-            sea_orm::sea_query::Expr::col(column.as_column_ref()),
-            sea_orm::sea_query::Expr::val(json),
-        ],
-    )
+    json
 }
 
 /// One multi-row INSERT into `table` of `rows`, each the values of

@@ -16,7 +16,9 @@ use super::authorize;
 use super::people::{CardRow, filter_condition, lock_person, to_person};
 use crate::audit::{self, Action, AuditEvent, FieldChange, NewEvent, Subject};
 use crate::auth::{Caller, Permission};
-use crate::db::{Columns, Db, FromRow, Skip, WriteTxn, query_all_as, query_one_as, uuid_in};
+use crate::db::{
+    Columns, Db, FromRow, Skip, WriteTxn, query_all_as, query_one_as, uuid_in, uuid_json,
+};
 use crate::domain::{
     Authorization, AuthorizationType, ComplianceCard, PeopleFilter, Person, Source, SourceType,
 };
@@ -407,32 +409,25 @@ async fn bulk_update(
             drop(seen);
             ids.sort_unstable();
             for (i, chunk) in ids.chunks(IDS_PER_STATEMENT).enumerate() {
-                let rows = card_rows(
-                    &txn,
-                    Condition::all().add(uuid_in(
-                        txn.get_database_backend(),
-                        person::Column::Id,
-                        chunk.iter().copied(),
-                    )),
-                    None,
-                )
-                .await?;
-                if rows.len() < chunk.len() {
-                    let found: HashSet<Uuid> = rows.iter().map(|r| r.id).collect();
+                let people = cards_by_id(&txn, chunk).await?;
+                if people.rows.len() < chunk.len() {
+                    let found: HashSet<Uuid> = people.rows.iter().map(|r| r.id).collect();
                     let rest = &ids[((i + 1) * IDS_PER_STATEMENT).min(ids.len())..];
                     return Err(not_found(&txn, chunk, &found, rest).await?);
                 }
-                updated_count += apply(&txn, &mut event, rows, &half).await?;
+                updated_count += apply(&txn, &mut event, people, &half).await?;
             }
         }
         Selection::Filter(filter) => {
             let mut after = None;
             loop {
-                let rows = card_rows(&txn, filter_condition(filter), after).await?;
-                let Some(last) = rows.last() else { break };
+                let people = cards(&txn, filter_condition(filter), after).await?;
+                let Some(last) = people.rows.last() else {
+                    break;
+                };
                 after = Some(last.id);
-                let full = rows.len() == IDS_PER_STATEMENT;
-                updated_count += apply(&txn, &mut event, rows, &half).await?;
+                let full = people.rows.len() == IDS_PER_STATEMENT;
+                updated_count += apply(&txn, &mut event, people, &half).await?;
                 if !full {
                     break;
                 }
@@ -447,14 +442,20 @@ async fn bulk_update(
     })
 }
 
+/// The cards of a chunk of people a bulk update reads, then updates.
+struct Chunk {
+    /// In id order.
+    rows: Vec<CardRow>,
+    /// SQLite: the rowid of each of `rows`, so that the UPDATE goes to each
+    /// row directly instead of through the id index again (for a bulk
+    /// update of 100,000 people, half a billion instructions fewer).
+    rowids: Option<Vec<i64>>,
+}
+
 /// Up to [`IDS_PER_STATEMENT`] people matching `condition` with ids after
 /// `after`, in id order, locked for update on PostgreSQL (SQLite's write
 /// transaction already excludes other writers).
-async fn card_rows(
-    txn: &WriteTxn,
-    condition: Condition,
-    after: Option<Uuid>,
-) -> Result<Vec<CardRow>> {
+async fn cards(txn: &WriteTxn, condition: Condition, after: Option<Uuid>) -> Result<Chunk> {
     let mut q = person::Entity::find()
         .select_only()
         .columns(CardRow::COLUMNS)
@@ -466,34 +467,88 @@ async fn card_rows(
     }
     if txn.get_database_backend() == DatabaseBackend::Postgres {
         q = q.lock_exclusive();
-        return Ok(query_all_as(&**txn, q.build(DatabaseBackend::Postgres)).await?);
+        return Ok(Chunk {
+            rows: query_all_as(&**txn, q.build(DatabaseBackend::Postgres)).await?,
+            rowids: None,
+        });
     }
-    card_rows_as_json(txn, q.build(DatabaseBackend::Sqlite)).await
-}
-
-/// The card rows `select` returns, read on SQLite as one JSON array that
-/// SQLite builds: sqlx hands each row from its SQLite thread to the runtime
-/// on its own, which for a bulk update's 5,000-row chunks cost more than
-/// SQLite's reading them (B4 on SQLite: 1.12 s → 0.91 s for 100,000
-/// people). Returned in id order, as `select` orders them.
-async fn card_rows_as_json(txn: &WriteTxn, select: sea_orm::Statement) -> Result<Vec<CardRow>> {
-    // Each row an array of `CardRow`'s fields in their order, the id as 32
-    // hex digits (which `Uuid` reads as it reads a hyphenated one).
+    let select = q
+        .column_as(Expr::cust("rowid"), "row_id")
+        .build(DatabaseBackend::Sqlite);
     let sql = format!(
-        "SELECT json_group_array(json_array(hex(id), authorization_type, authorization_other, \
-         consent_date, processing_purpose, source_type, source_other)) FROM ({})",
+        "SELECT json_group_array(json_array(row_id, json_array({}))) FROM ({})",
+        card_json_fields(""),
         select.sql
     );
+    cards_as_json(txn, sea_orm::Statement { sql, ..select }).await
+}
+
+/// The people of `ids` (existing ones; a bulk update's chunk), as
+/// [`cards`] reads them. On SQLite the statement walks the id list and
+/// looks each person up, where `id IN (…)` would first copy the list into a
+/// temporary index.
+async fn cards_by_id(txn: &WriteTxn, ids: &[Uuid]) -> Result<Chunk> {
+    let backend = txn.get_database_backend();
+    if backend == DatabaseBackend::Postgres {
+        return cards(
+            txn,
+            Condition::all().add(uuid_in(backend, person::Column::Id, ids.iter().copied())),
+            None,
+        )
+        .await;
+    }
+    let sql = format!(
+        "SELECT json_group_array(json_array(p.rowid, json_array({}))) \
+         FROM json_each(?) AS j JOIN person AS p ON p.id = unhex(j.value)",
+        card_json_fields("p.")
+    );
+    cards_as_json(
+        txn,
+        sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [uuid_json(ids.iter().copied()).into()],
+        ),
+    )
+    .await
+}
+
+/// The fields of a [`CardRow`] in its order, for SQLite's `json_array`:
+/// the id as 32 hex digits (which `Uuid` reads as it reads a hyphenated
+/// one), the card columns as stored; each column named after `prefix`.
+fn card_json_fields(prefix: &str) -> String {
+    CardRow::COLUMNS
+        .iter()
+        .map(|c| match c {
+            person::Column::Id => format!("hex({prefix}{})", c.as_str()),
+            _ => format!("{prefix}{}", c.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The chunk `select` returns on SQLite: one JSON array of `[rowid, [card
+/// fields]]` pairs that SQLite builds. sqlx hands each row from its SQLite
+/// thread to the runtime on its own, which for a bulk update's 5,000-row
+/// chunks cost more than SQLite's reading them (B4 on SQLite: 1.12 s →
+/// 0.91 s for 100,000 people).
+async fn cards_as_json(txn: &WriteTxn, select: sea_orm::Statement) -> Result<Chunk> {
     let row = txn
-        .query_one_raw(sea_orm::Statement { sql, ..select })
+        .query_one_raw(select)
         .await?
         .ok_or_else(|| anyhow::anyhow!("a JSON aggregate returned no row"))?;
     let json: String = row.try_get_by_index(0)?;
-    let mut rows: Vec<CardRow> = serde_json::from_str(&json).map_err(anyhow::Error::from)?;
-    // SQLite aggregates a sorted subquery in its order; this only makes
-    // sure of it (an already sorted chunk costs one pass).
-    rows.sort_unstable_by_key(|r| r.id);
-    Ok(rows)
+    let mut pairs: Vec<(i64, CardRow)> =
+        serde_json::from_str(&json).map_err(anyhow::Error::from)?;
+    // Both statements read in id order (the sorted chunk, or the sorted
+    // subquery); this only makes sure of it (an already sorted chunk costs
+    // one pass).
+    pairs.sort_unstable_by_key(|(_, r)| r.id);
+    let (rowids, rows) = pairs.into_iter().unzip();
+    Ok(Chunk {
+        rows,
+        rowids: Some(rowids),
+    })
 }
 
 /// `NOT_FOUND` naming the selected ids that do not exist: those of `chunk`
@@ -541,25 +596,28 @@ async fn not_found(
     })
 }
 
-/// Sets `half` on the people of `rows` and writes their before/after
+/// Sets `half` on the people of `chunk` and writes their before/after
 /// values to `event`; returns how many.
 async fn apply(
     txn: &WriteTxn,
     event: &mut audit::EventWriter<'_>,
-    rows: Vec<CardRow>,
+    chunk: Chunk,
     half: &Half,
 ) -> Result<u64> {
+    let Chunk { rows, rowids } = chunk;
     let columns: Vec<(person::Column, Value)> = match half {
         Half::Authorization(a) => authorization_columns(a.as_ref()).into(),
         Half::Source(s) => source_columns(s.as_ref()).into(),
     };
     let mut update = person::Entity::update_many()
         .col_expr(person::Column::UpdatedAt, Expr::value(crate::time::now()))
-        .filter(uuid_in(
-            txn.get_database_backend(),
-            person::Column::Id,
-            rows.iter().map(|r| r.id),
-        ));
+        .filter(match rowids {
+            Some(rowids) => Expr::cust_with_values(
+                "rowid IN (SELECT value FROM json_each(?))",
+                [serde_json::to_string(&rowids).map_err(anyhow::Error::from)?],
+            ),
+            None => person::Column::Id.is_in(rows.iter().map(|r| r.id)),
+        });
     for (col, value) in columns {
         update = update.col_expr(col, Expr::value(value));
     }

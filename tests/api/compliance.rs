@@ -355,6 +355,40 @@ async fn bulk_update_by_filter_touches_only_matches(app: &TestApp) {
     assert_eq!(consent["people"]["totalCount"], 2);
 }
 
+async fn bulk_update_by_filter_over_several_chunks_updates_exactly_the_matches(app: &TestApp) {
+    consentry::service::seed::seed(&app.db, 48_000)
+        .await
+        .unwrap();
+    let missing = app
+        .sql_i64("SELECT count(*) FROM person WHERE authorization_type IS NULL")
+        .await;
+    assert!(missing > 5_000, "matches span two chunks: {missing}");
+    let vital = "SELECT count(*) FROM person WHERE authorization_type = 'VITAL_INTERESTS'";
+    let vital_before = app.sql_i64(vital).await;
+    let data = app
+        .ok(
+            &app.sales(),
+            BULK_AUTH,
+            json!({ "sel": { "filter": { "missingAuthorization": true } },
+                    "in": { "authorizationType": "VITAL_INTERESTS" } }),
+        )
+        .await;
+    assert_eq!(data["bulkUpdateAuthorization"]["updatedCount"], missing);
+    assert_eq!(
+        data["bulkUpdateAuthorization"]["auditEvent"]["personIds"]
+            .as_array()
+            .unwrap()
+            .len() as i64,
+        missing
+    );
+    assert_eq!(
+        app.sql_i64("SELECT count(*) FROM person WHERE authorization_type IS NULL")
+            .await,
+        0
+    );
+    assert_eq!(app.sql_i64(vital).await, vital_before + missing);
+}
+
 async fn bulk_source_update_keeps_the_authorization_half(app: &TestApp) {
     let id = app
         .create_person(json!({ "email": "k@example.com", "complianceCard": { "authorizationType": "LEGAL_OBLIGATION", "sourceType": "IMPORT" } }))
@@ -512,6 +546,7 @@ backend_tests!(
     bulk_update_with_an_unknown_id_changes_nothing,
     unknown_ids_past_the_first_chunk_are_all_named_and_nothing_changes,
     bulk_update_by_filter_touches_only_matches,
+    bulk_update_by_filter_over_several_chunks_updates_exactly_the_matches,
     bulk_source_update_keeps_the_authorization_half,
     bulk_update_rules_are_the_card_rules,
     a_selection_needs_exactly_one_of_ids_or_filter,
