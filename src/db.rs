@@ -559,8 +559,9 @@ async fn pool(
 /// `column IN (ids)`, for lists of up to thousands of ids. On SQLite the
 /// ids go as one JSON array of hex strings that SQLite unpacks
 /// (`json_each`, `unhex` to the stored 16 bytes) rather than one bound
-/// parameter each: a bulk update's 5,000-id lists, built as SeaORM values
-/// and bound one by one, cost more than SQLite's lookups (`unhex` needs
+/// parameter each: 5,000-id lists (a bulk update's key lookups and its
+/// not-found check), built as SeaORM values and bound one by one, cost
+/// more than SQLite's lookups (`unhex` needs
 /// SQLite 3.41; sqlx's bundled library is 3.51). On PostgreSQL, the bound
 /// list.
 pub fn uuid_in<C: ColumnTrait>(

@@ -492,7 +492,7 @@ async fn cards_by_id(txn: &WriteTxn, ids: &[Uuid]) -> Result<Chunk> {
     if backend == DatabaseBackend::Postgres {
         return cards(
             txn,
-            Condition::all().add(uuid_in(backend, person::Column::Id, ids.iter().copied())),
+            Condition::all().add(person::Column::Id.is_in(ids.iter().copied())),
             None,
         )
         .await;

@@ -359,9 +359,8 @@ async fn bulk_update_by_filter_over_several_chunks_updates_exactly_the_matches(a
     consentry::service::seed::seed(&app.db, 48_000)
         .await
         .unwrap();
-    let missing = app
-        .sql_i64("SELECT count(*) FROM person WHERE authorization_type IS NULL")
-        .await;
+    let without = "SELECT count(*) FROM person WHERE authorization_type IS NULL";
+    let missing = app.sql_i64(without).await;
     assert!(missing > 5_000, "matches span two chunks: {missing}");
     let vital = "SELECT count(*) FROM person WHERE authorization_type = 'VITAL_INTERESTS'";
     let vital_before = app.sql_i64(vital).await;
@@ -381,11 +380,7 @@ async fn bulk_update_by_filter_over_several_chunks_updates_exactly_the_matches(a
             .len() as i64,
         missing
     );
-    assert_eq!(
-        app.sql_i64("SELECT count(*) FROM person WHERE authorization_type IS NULL")
-            .await,
-        0
-    );
+    assert_eq!(app.sql_i64(without).await, 0);
     assert_eq!(app.sql_i64(vital).await, vital_before + missing);
 }
 
