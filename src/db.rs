@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use migration::{Migrator, MigratorTrait};
@@ -417,6 +418,13 @@ impl Db {
         )
     }
 
+    /// A read transaction on the pool: every read in it sees the database
+    /// as the first one saw it (SQLite: a deferred `BEGIN`, whose snapshot
+    /// is taken by its first read).
+    pub async fn begin_read(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.conn.begin().await
+    }
+
     /// This process's turn at chaining audit events.
     pub(crate) fn chain_turn(&self) -> &ChainTurn {
         &self.chain_turn
@@ -655,6 +663,95 @@ where
     Ok(())
 }
 
+/// Runs `stmt` on `conn` (a transaction, say): a SQLite statement whose
+/// one row is one JSON array SQLite builds (`json_group_array`), and
+/// decodes its elements as `T`. sqlx hands each row from its SQLite thread
+/// to the runtime on its own; for reads of thousands of rows (a bulk
+/// update's chunk, a page of the CSV export) those hand-offs cost more than
+/// SQLite's reading the rows, and one row per read costs one.
+pub async fn query_json_array<T: serde::de::DeserializeOwned, C: ConnectionTrait>(
+    conn: &C,
+    stmt: Statement,
+) -> Result<Vec<T>, DbErr> {
+    parse_json_array(&query_json(conn, stmt).await?)
+}
+
+/// The JSON text `stmt` returns (see [`query_json_array`]), for rows that
+/// borrow their text from it ([`parse_json_array`]).
+pub async fn query_json<C: ConnectionTrait>(conn: &C, stmt: Statement) -> Result<String, DbErr> {
+    conn.query_one_raw(stmt)
+        .await?
+        .ok_or_else(|| DbErr::Custom("a JSON aggregate returned no row".into()))?
+        .try_get_by_index(0)
+}
+
+/// The elements of the JSON array `json` as `T`.
+pub fn parse_json_array<'a, T: serde::Deserialize<'a>>(json: &'a str) -> Result<Vec<T>, DbErr> {
+    serde_json::from_str(json).map_err(|e| DbErr::Json(e.to_string()))
+}
+
+/// Deserializes a text that may be null, borrowing it from the input where
+/// it holds no escapes (serde's own `Option<Cow<str>>` always copies): the
+/// text fields of rows read as JSON ([`parse_json_array`]).
+pub fn borrowed_text<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::borrow::Cow<'a, str>>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+    let text: Option<Text<'a>> = serde::Deserialize::deserialize(deserializer)?;
+    Ok(text.map(|t| t.0))
+}
+
+/// Deserializes a timestamp stored in SQLite as text (consentry stores no
+/// other form) as sqlx reads it (`sqlx-sqlite`'s
+/// `decode_datetime_from_text`): RFC 3339, which is how sqlx writes a
+/// `DateTime<Utc>`, then SQLite's own date-time formats, a format without
+/// an offset being UTC. For rows SQLite returns in JSON
+/// ([`query_json_array`]), so that they decode as they would column by
+/// column.
+pub fn sqlite_timestamp<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<DateTime<Utc>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = DateTime<Utc>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a timestamp as SQLite stores it")
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            parse_sqlite_timestamp(text)
+                .ok_or_else(|| E::custom(format!("invalid datetime: {text}")))
+        }
+    }
+    deserializer.deserialize_str(Text)
+}
+
+fn parse_sqlite_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    const FORMATS: [&str; 12] = [
+        "%F %T%.f",
+        "%F %R",
+        "%F %RZ",
+        "%F %R%:z",
+        "%F %T%.fZ",
+        "%F %T%.f%:z",
+        "%FT%R",
+        "%FT%RZ",
+        "%FT%R%:z",
+        "%FT%T%.f",
+        "%FT%T%.fZ",
+        "%FT%T%.f%:z",
+    ];
+    FORMATS.iter().find_map(|format| {
+        DateTime::parse_from_str(text, format)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| NaiveDateTime::parse_from_str(text, format).map(|t| t.and_utc()))
+            .ok()
+    })
+}
+
 /// Runs `stmt` on `conn` (a transaction, say) and decodes its first row
 /// as `M`, as [`Db::read`] decodes: SeaORM's row mapping formats an error
 /// message for every NULL column it reads.
@@ -773,5 +870,63 @@ mod tests {
         };
         assert_eq!(rc, libsqlite3_sys::SQLITE_OK);
         assert_eq!(on, 1);
+    }
+
+    /// Timestamps read from JSON decode as sqlx decodes the same text read
+    /// from a column, in every text form SQLite and sqlx know.
+    #[tokio::test]
+    async fn timestamps_in_json_decode_as_sqlx_decodes_the_column() {
+        use chrono::{DateTime, Utc};
+        use sea_orm::sqlx::{Row, query};
+
+        #[derive(serde::Deserialize)]
+        struct At(#[serde(deserialize_with = "super::sqlite_timestamp")] DateTime<Utc>);
+
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let pool = db.conn().get_sqlite_connection_pool();
+        for text in [
+            "2026-12-01T21:50:00.123456+00:00",
+            "2026-12-01T21:50:00+02:00",
+            "2026-12-01T21:50:00Z",
+            "2026-12-01 21:50:00.9996",
+            "2026-12-01 21:50",
+            "2026-12-01 21:50Z",
+            "2026-12-01 21:50-05:30",
+            "2026-12-01 21:50:59.5Z",
+            "2026-12-01 21:50:59.5+01:00",
+            "2026-12-01T21:50",
+            "2026-12-01T21:50Z",
+            "2026-12-01T21:50+01:00",
+            "2026-12-01T21:50:07.25",
+        ] {
+            let column: DateTime<Utc> = query("SELECT ?")
+                .bind(text)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+                .get(0);
+            let At(json) = serde_json::from_value(serde_json::json!(text)).unwrap();
+            assert_eq!(json, column, "{text}");
+        }
+        assert!(serde_json::from_value::<At>(serde_json::json!("yesterday")).is_err());
+    }
+
+    /// Text read from JSON is borrowed from it unless it holds escapes.
+    #[test]
+    fn text_in_json_is_borrowed_where_it_can_be() {
+        use std::borrow::Cow;
+
+        #[derive(serde::Deserialize)]
+        struct Texts<'a>(
+            #[serde(borrow, deserialize_with = "super::borrowed_text")] Option<Cow<'a, str>>,
+            #[serde(borrow, deserialize_with = "super::borrowed_text")] Option<Cow<'a, str>>,
+            #[serde(borrow, deserialize_with = "super::borrowed_text")] Option<Cow<'a, str>>,
+        );
+        let Texts(plain, escaped, null) =
+            serde_json::from_str(r#"["Zoë", "say \"hi\"", null]"#).unwrap();
+        assert!(matches!(plain, Some(Cow::Borrowed("Zoë"))));
+        assert!(matches!(escaped.as_deref(), Some("say \"hi\"")));
+        assert!(matches!(escaped, Some(Cow::Owned(_))));
+        assert_eq!(null, None);
     }
 }

@@ -8,7 +8,7 @@ use entity::person;
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
+    IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 use uuid::Uuid;
 
@@ -302,6 +302,22 @@ pub(crate) fn to_person(m: person::Model) -> Result<Person> {
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
+}
+
+/// `columns` as SQLite's `json_array` arguments, each named after
+/// `prefix`: the id as 32 hex digits (which `Uuid` reads as it reads a
+/// hyphenated one), the others as stored. For reads that come back as one
+/// JSON array ([`crate::db::query_json_array`]) into a type whose fields
+/// are `columns`, in order.
+pub(crate) fn json_fields(columns: &[person::Column], prefix: &str) -> String {
+    columns
+        .iter()
+        .map(|c| match c {
+            person::Column::Id => format!("hex({prefix}{})", c.as_str()),
+            _ => format!("{prefix}{}", c.as_str()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The SQL condition for a [`PeopleFilter`].

@@ -133,15 +133,10 @@ async fn bulk_export_takes_the_people_filter_as_query_parameters(app: &TestApp) 
     );
 }
 
-async fn a_person_s_row_in_the_bulk_export_is_their_own_export_s_row(app: &TestApp) {
-    let id = app
-        .create_person(json!({
-            "firstName": "Grace", "lastName": "Hopper", "company": "Navy", "title": "Rear Admiral",
-            "email": "grace@example.com", "phone": "+1 555 0100", "website": "https://example.com/grace",
-            "other": "=cmd", "salesforceId": "003000000000001", "facebook": "fb/grace",
-            "twitter": "@grace", "linkedin": "in/grace",
-        }))
-        .await["id"]
+/// Creates a person from `input`; their row in their own CSV and in the
+/// bulk export, each cell but the last (the export's own time).
+async fn own_and_bulk_rows(app: &TestApp, input: Value) -> (Vec<String>, Vec<String>) {
+    let id = app.create_person(input).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -151,18 +146,53 @@ async fn a_person_s_row_in_the_bulk_export_is_their_own_export_s_row(app: &TestA
         .await;
     let (status, _, all) = app.call("GET", "/people/export.csv", Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "{all}");
-    // Every cell but the last, the export's own time.
     let cells = |csv: &str| -> Vec<String> {
-        let line = csv.split("\r\n").find(|l| l.contains(&id)).unwrap();
-        let cells: Vec<String> = line.split(',').map(str::to_owned).collect();
-        cells[..cells.len() - 1].to_vec()
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let row = rows
+            .records()
+            .map(Result::unwrap)
+            .find(|r| r[11] == id)
+            .unwrap();
+        assert_eq!(row.len(), 16, "{csv}");
+        row.iter().take(15).map(str::to_owned).collect()
     };
-    let row = cells(&one);
-    assert_eq!(row.len(), 15, "{one}");
+    (cells(&one), cells(&all))
+}
+
+async fn a_person_s_row_in_the_bulk_export_is_their_own_export_s_row(app: &TestApp) {
+    let (row, in_bulk) = own_and_bulk_rows(
+        app,
+        json!({
+            "firstName": "Grace", "lastName": "Hopper", "company": "Navy", "title": "Rear Admiral",
+            "email": "grace@example.com", "phone": "+1 555 0100", "website": "https://example.com/grace",
+            "other": "=cmd", "salesforceId": "003000000000001", "facebook": "fb/grace",
+            "twitter": "@grace", "linkedin": "in/grace",
+        }),
+    )
+    .await;
     assert_eq!(row[0], "Grace");
     assert_eq!(row[7], "'=cmd", "formula cells are neutralised");
     assert_eq!(row[14], "in/grace");
-    assert_eq!(cells(&all), row);
+    assert_eq!(in_bulk, row);
+}
+
+async fn text_that_needs_quoting_or_escaping_exports_as_in_the_person_s_own_csv(app: &TestApp) {
+    let (row, in_bulk) = own_and_bulk_rows(
+        app,
+        json!({
+            "firstName": "Zoë \"Z\" O'Neil", "lastName": "Smith, Jr.", "company": "Back\\slash\tTab",
+            "title": "Line one\nLine two", "email": "zoe@example.com", "other": "-1+2 ✓ 日本",
+            "linkedin": "\u{1F600}",
+        }),
+    )
+    .await;
+    assert_eq!(row[0], "Zoë \"Z\" O'Neil");
+    assert_eq!(row[1], "Smith, Jr.");
+    assert_eq!(row[2], "Back\\slash\tTab");
+    assert_eq!(row[3], "Line one\nLine two");
+    assert_eq!(row[7], "'-1+2 ✓ 日本");
+    assert_eq!(row[14], "\u{1F600}");
+    assert_eq!(in_bulk, row);
 }
 
 /// Waits (bounded) until the newest event is a `PEOPLE_EXPORTED`.
@@ -226,6 +256,60 @@ async fn a_client_that_goes_away_stops_the_export(app: &TestApp) {
     let event = export_event(app).await;
     assert_eq!(event["details"]["completed"], false);
     assert!(event["details"]["rowCount"].as_u64().unwrap() < 20_000);
+}
+
+/// An export's whole body.
+async fn read_body(body: Body) -> String {
+    String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+/// The Person ID of each row of an export, in order.
+fn person_ids(csv: &str) -> Vec<String> {
+    let mut rows = csv::Reader::from_reader(csv.as_bytes());
+    rows.records().map(|r| r.unwrap()[11].to_owned()).collect()
+}
+
+async fn a_filtered_export_over_several_pages_lists_each_match_once_in_id_order(app: &TestApp) {
+    consentry::service::seed::seed(&app.db, 12_345)
+        .await
+        .unwrap();
+    let matches = app
+        .sql_i64("SELECT count(*) FROM person WHERE authorization_type IS NOT NULL")
+        .await;
+    assert!(matches > 10_000, "the matches span three pages: {matches}");
+    let (status, _, csv) = app
+        .call(
+            "GET",
+            "/people/export.csv?missingAuthorization=false",
+            Some(&app.sales()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<uuid::Uuid> = person_ids(&csv)
+        .iter()
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert_eq!(ids.len() as i64, matches);
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "each person once, in id order"
+    );
+}
+
+async fn a_bulk_export_lists_the_people_there_when_it_began(app: &TestApp) {
+    let mut body = start_export(app, 12_000).await;
+    // The header, then the first rows: the export has begun reading.
+    body.frame().await.unwrap().unwrap();
+    body.frame().await.unwrap().unwrap();
+    let late = app
+        .create_person(json!({ "email": "late@example.com" }))
+        .await;
+    let rest = read_body(body).await;
+    assert!(!rest.contains("late@example.com"), "{late}");
+    let rows = rest.split("\r\n").filter(|l| !l.is_empty()).count();
+    assert!(rows < 12_000, "the first rows were read before: {rows}");
+    let event = export_event(app).await;
+    assert_eq!(event["details"]["rowCount"], 12_000);
 }
 
 const ACCESS: &str = "mutation($id: UUID!) { exportPersonData(id: $id) }";
@@ -298,8 +382,11 @@ backend_tests!(
     a_csv_export_needs_a_token_and_an_existing_person,
     bulk_export_takes_the_people_filter_as_query_parameters,
     a_person_s_row_in_the_bulk_export_is_their_own_export_s_row,
+    text_that_needs_quoting_or_escaping_exports_as_in_the_person_s_own_csv,
     bulk_export_streams_100000_rows_and_waits_for_the_client,
     a_client_that_goes_away_stops_the_export,
+    a_filtered_export_over_several_pages_lists_each_match_once_in_id_order,
+    a_bulk_export_lists_the_people_there_when_it_began,
     the_access_package_holds_everything_about_the_person_and_nobody_else,
     sales_may_not_take_an_access_package,
 );
