@@ -618,35 +618,55 @@ pub fn uuid_json(ids: impl IntoIterator<Item = Uuid>) -> String {
 /// One multi-row INSERT into `table` of `rows`, each the values of
 /// `columns` in order, every value bound: as `?` on SQLite (so that the
 /// statement can also run in a batch with others), as `$1, $2, …` on
-/// PostgreSQL. Used where thousands of rows go at once (an event's people,
-/// new person keys) in place of SeaORM's `insert_many`, which converts each
-/// row's model first and cost more than the insert itself.
-pub fn insert_statement<const N: usize>(
+/// PostgreSQL. The `shared` columns have one value for every row, bound
+/// once: the rows come as a `VALUES` list the INSERT selects from. Used
+/// where thousands of rows go at once (an event's people, new person keys)
+/// in place of SeaORM's `insert_many`, which converts each row's model
+/// first and cost more than the insert itself.
+pub fn insert_statement<const M: usize, const N: usize>(
     backend: DatabaseBackend,
     table: &str,
+    shared: [(&str, sea_orm::Value); M],
     columns: [&str; N],
     rows: impl ExactSizeIterator<Item = [sea_orm::Value; N]>,
 ) -> Statement {
     use std::fmt::Write;
-    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    let mut values = Vec::with_capacity(M + rows.len() * N);
+    let mut marker = |sql: &mut String, value: sea_orm::Value| {
+        values.push(value);
+        match backend {
+            DatabaseBackend::Postgres => {
+                let _ = write!(sql, "${}", values.len());
+            }
+            _ => sql.push('?'),
+        }
+    };
+    let names: Vec<&str> = shared
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(columns)
+        .collect();
+    let mut sql = format!("INSERT INTO {table} ({}) SELECT ", names.join(", "));
     sql.reserve(rows.len() * (N * 4 + 4));
-    let mut values = Vec::with_capacity(rows.len() * N);
+    for (name, value) in shared {
+        marker(&mut sql, value);
+        let _ = write!(sql, " AS {name}, ");
+    }
+    for j in 1..=N {
+        let _ = write!(sql, "{}column{j}", if j > 1 { ", " } else { "" });
+    }
+    sql.push_str(" FROM (VALUES ");
     for (i, row) in rows.enumerate() {
         sql.push_str(if i == 0 { "(" } else { ", (" });
         for (j, value) in row.into_iter().enumerate() {
             if j > 0 {
                 sql.push_str(", ");
             }
-            values.push(value);
-            match backend {
-                DatabaseBackend::Postgres => {
-                    let _ = write!(sql, "${}", values.len());
-                }
-                _ => sql.push('?'),
-            }
+            marker(&mut sql, value);
         }
         sql.push(')');
     }
+    sql.push_str(") AS v");
     Statement::from_sql_and_values(backend, sql, values)
 }
 

@@ -131,16 +131,17 @@ impl FieldChange {
     }
 
     /// The changes between two lists of `(field, value)` pairs, in order:
-    /// only fields whose value differs.
+    /// only fields whose value differs (`after` is borrowed, so that one
+    /// list of new values serves a bulk update's every person).
     pub fn diff<const N: usize>(
         before: [(&'static str, Value); N],
-        after: [(&'static str, Value); N],
+        after: &[(&'static str, Value); N],
     ) -> Vec<FieldChange> {
         before
             .into_iter()
             .zip(after)
             .filter(|((_, b), (_, a))| a != b)
-            .map(|((field, before), (_, after))| FieldChange::new(field, before, after))
+            .map(|((field, before), (_, after))| FieldChange::new(field, before, after.clone()))
             .collect()
     }
 }

@@ -182,7 +182,7 @@ impl<'t> EventWriter<'t> {
             let mut batch: Vec<Statement> = change.into_iter().collect();
             batch.push(event.build(backend));
             if !rows.is_empty() {
-                batch.push(people_insert_sqlite(rows));
+                batch.push(people_insert_sqlite(self.event.id, rows));
             }
             batch.push(super::chainer::move_head_statement(
                 backend, sequence, &hash,
@@ -234,7 +234,7 @@ impl<'t> EventWriter<'t> {
                 INSERT_PEOPLE_POSTGRES,
                 [self.event.id.into(), people_json(&rows)?.into()],
             ),
-            _ => people_insert_sqlite(rows),
+            _ => people_insert_sqlite(self.event.id, rows),
         };
         self.txn.execute_raw(insert).await?;
         Ok(())
@@ -344,17 +344,18 @@ fn people_json(rows: &[audit_event_person::Model]) -> Result<String, Error> {
 }
 
 /// One INSERT of an event's person rows on SQLite, each value bound (see
-/// [`crate::db::insert_statement`]). Bound rather than passed as one JSON
-/// array, which SQLite would parse, take apart a row at a time and unhex
-/// (for a bulk update of 100,000 people, 0.65 billion more instructions on
-/// the server than binding them).
-fn people_insert_sqlite(rows: Vec<audit_event_person::Model>) -> Statement {
+/// [`crate::db::insert_statement`]; the event id once). Bound rather than
+/// passed as one JSON array, which SQLite would parse, take apart a row at
+/// a time and unhex (for a bulk update of 100,000 people, 0.65 billion
+/// more instructions on the server than binding them).
+fn people_insert_sqlite(event_id: Uuid, rows: Vec<audit_event_person::Model>) -> Statement {
     crate::db::insert_statement(
         DatabaseBackend::Sqlite,
         "audit_event_person",
-        ["event_id", "person_id", "changes"],
+        [("event_id", event_id.into())],
+        ["person_id", "changes"],
         rows.into_iter()
-            .map(|r| [r.event_id.into(), r.person_id.into(), r.changes.into()]),
+            .map(|r| [r.person_id.into(), r.changes.into()]),
     )
 }
 

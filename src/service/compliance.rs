@@ -159,10 +159,10 @@ pub(crate) fn set_source(row: &mut person::ActiveModel, s: Option<&Source>) {
 
 fn card_changes(before: &ComplianceCard, after: &ComplianceCard) -> Vec<FieldChange> {
     let mut changes =
-        FieldChange::diff(before.authorization_values(), after.authorization_values());
+        FieldChange::diff(before.authorization_values(), &after.authorization_values());
     changes.extend(FieldChange::diff(
         before.source_values(),
-        after.source_values(),
+        &after.source_values(),
     ));
     changes
 }
@@ -575,6 +575,23 @@ async fn not_found(
     })
 }
 
+/// The people of `rows`, each with `changes` from their card as it was.
+fn subjects(
+    rows: Vec<CardRow>,
+    changes: impl Fn(&ComplianceCard) -> Vec<FieldChange>,
+) -> Result<Vec<Subject>> {
+    rows.into_iter()
+        .map(|row| {
+            let person_id = row.id;
+            let before = row.card()?;
+            Ok(Subject {
+                person_id,
+                changes: changes(&before),
+            })
+        })
+        .collect()
+}
+
 /// Sets `half` on the people of `chunk` and writes their before/after
 /// values to `event`; returns how many.
 async fn apply(
@@ -602,30 +619,29 @@ async fn apply(
     }
     update.exec(&**txn).await?;
 
-    let subjects = rows
-        .into_iter()
-        .map(|row| {
-            let person_id = row.id;
-            let before = row.card()?;
-            let changes = match half {
-                Half::Authorization(a) => {
-                    let after = ComplianceCard {
-                        authorization: a.clone(),
-                        source: None,
-                    };
-                    FieldChange::diff(before.authorization_values(), after.authorization_values())
-                }
-                Half::Source(s) => {
-                    let after = ComplianceCard {
-                        authorization: None,
-                        source: s.clone(),
-                    };
-                    FieldChange::diff(before.source_values(), after.source_values())
-                }
-            };
-            Ok(Subject { person_id, changes })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // The new values are the same for every person: made once a chunk.
+    let subjects = match half {
+        Half::Authorization(a) => {
+            let after = ComplianceCard {
+                authorization: a.clone(),
+                source: None,
+            }
+            .authorization_values();
+            subjects(rows, |before| {
+                FieldChange::diff(before.authorization_values(), &after)
+            })?
+        }
+        Half::Source(s) => {
+            let after = ComplianceCard {
+                authorization: None,
+                source: s.clone(),
+            }
+            .source_values();
+            subjects(rows, |before| {
+                FieldChange::diff(before.source_values(), &after)
+            })?
+        }
+    };
     event.people(&subjects).await?;
     Ok(subjects.len() as u64)
 }

@@ -256,7 +256,7 @@ pub async fn import_people(
         let id = Uuid::now_v7();
         models.push(new_row(id, contact, &card, now));
         let mut changes =
-            FieldChange::diff(Contact::default().audit_values(), contact.audit_values());
+            FieldChange::diff(Contact::default().audit_values(), &contact.audit_values());
         changes.push(FieldChange::new(
             "sourceType",
             serde_json::Value::Null,

@@ -513,15 +513,15 @@ pub async fn create_person(
     let person = to_person(stored)?;
     let mut changes = FieldChange::diff(
         Contact::default().audit_values(),
-        person.contact.audit_values(),
+        &person.contact.audit_values(),
     );
     changes.extend(FieldChange::diff(
         ComplianceCard::default().authorization_values(),
-        person.card.authorization_values(),
+        &person.card.authorization_values(),
     ));
     changes.extend(FieldChange::diff(
         ComplianceCard::default().source_values(),
-        person.card.source_values(),
+        &person.card.source_values(),
     ));
     let mut event = NewEvent::success(caller, Action::PersonCreated).subject(id, changes);
     if overridden {
@@ -561,7 +561,7 @@ pub async fn update_person(
     if contact.email != before.contact.email {
         suppression.check(&*txn, contact.email.as_ref()).await?;
     }
-    let changes = FieldChange::diff(before.contact.audit_values(), contact.audit_values());
+    let changes = FieldChange::diff(before.contact.audit_values(), &contact.audit_values());
     let mut row = person::ActiveModel {
         id: sea_orm::ActiveValue::Unchanged(id),
         updated_at: Set(crate::time::now()),
