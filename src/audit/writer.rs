@@ -12,9 +12,9 @@ use super::{AuditEvent, NewEvent, Subject};
 use crate::db::{Db, WriteTxn};
 use crate::error::Error;
 
-/// Person rows per INSERT: bound (SQLite), 3 values each stays under
-/// SQLite's 32,766 bind parameters; as one JSON parameter (PostgreSQL), it
-/// bounds the text of one statement.
+/// Person rows per INSERT: bound (SQLite), 2 values each and the event id
+/// once, it stays well under SQLite's 32,766 bind parameters; as one JSON
+/// parameter (PostgreSQL), it bounds the text of one statement.
 const ROWS_PER_INSERT: usize = 8_000;
 
 /// Appends `event` inside `txn` and returns it (with its values in the
