@@ -65,8 +65,8 @@ const MAX_RANDOM_BLOCK: usize = 64 * 1024;
 /// a tenth of its time in the server. A pass that seals one value fetches
 /// 1 KiB; one that keeps taking fetches blocks twice as large each time
 /// (for a bulk update of 100,000 people, which seals in chunks of 5,000,
-/// 124 system calls where 1 KiB blocks took 1,089). Every byte is handed out once, and its copy in the
-/// block is zeroed as it is.
+/// 124 system calls where 1 KiB blocks took 1,089). Every byte is handed
+/// out once, and its copy in the block is zeroed as it is.
 struct Randomness {
     block: Vec<u8>,
     used: usize,
